@@ -12,8 +12,10 @@
 #![deny(missing_docs)]
 
 pub mod diagnostic;
+pub mod kinds;
 pub mod location;
 pub mod object;
+pub mod validate;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
@@ -21,4 +23,5 @@ pub use location::{FieldPath, Location, Pos, Seg, Spans};
 pub use object::{
     describe, ensure_object, load_objects, split_api_version, LoadError, Object, Origin, ResId,
 };
+pub use validate::{validate, validate_all};
 pub use yaml::{parse_documents, to_yaml, to_yaml_stream, SyntaxError};

@@ -230,6 +230,15 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
         "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
         _ => {}
     }
+    // YAML 1.1 dates, which Kubernetes tools turn into RFC 3339 timestamps.
+    let b = s.as_bytes();
+    if b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    {
+        return Some(Value::String(format!("{s}T00:00:00Z")));
+    }
     let first = s.as_bytes()[0];
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
         return None;
@@ -293,6 +302,10 @@ fn parse_float(s: &str) -> Option<Value> {
         return None;
     }
     let f: f64 = s.parse().ok()?;
+    // Kubernetes tools pass YAML through JSON, where `30.0` becomes `30`.
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        return Some(Value::Number((f as i64).into()));
+    }
     Number::from_f64(f).map(Value::Number)
 }
 
@@ -502,11 +515,11 @@ mod tests {
     #[test]
     fn scalars_resolve_like_kubernetes_reads_them() {
         let d = one(
-            "a: 1\nb: '1'\nc: true\nd: yes\ne: 0644\nf: 1.5\ng: ~\nh: 0x1F\ni: -3\nj: 1e3\nk: 12:30\nl: \"\"\nm:\n",
+            "a: 1\nb: '1'\nc: true\nd: yes\ne: 0644\nf: 1.5\ng: ~\nh: 0x1F\ni: -3\nj: 1e3\nk: 12:30\nl: \"\"\nm:\nn: 2024-01-01\n",
         );
         assert_eq!(
             d.value,
-            json!({"a":1,"b":"1","c":true,"d":"yes","e":420,"f":1.5,"g":null,"h":31,"i":-3,"j":1000.0,"k":"12:30","l":"","m":null})
+            json!({"a":1,"b":"1","c":true,"d":"yes","e":420,"f":1.5,"g":null,"h":31,"i":-3,"j":1000,"k":"12:30","l":"","m":null,"n":"2024-01-01T00:00:00Z"})
         );
     }
 
@@ -564,7 +577,7 @@ mod tests {
             "data": {"a": "true", "b": "0644", "c": "line1\nline2\n", "d": "x: y", "e": "", "f": "-x",
                       "g": "no", "h": "1.0", "i": "  padded", "j": "tab\there", "k": "trailing\n\n", "l": "a # b",
                       "m": "2024-01-01", "n": "multi\n  indented\nend", "o": "null", "p": "<&>", "q": "ünïcode"},
-            "list": [{"name": "a", "ports": [{"containerPort": 80}]}, ["nested"], 1.0, 2, null, {}, []],
+            "list": [{"name": "a", "ports": [{"containerPort": 80}]}, ["nested"], 2.5, 2, null, {}, []],
             "empty": {},
             "app.kubernetes.io/name": "x"
         });

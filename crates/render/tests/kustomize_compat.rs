@@ -26,8 +26,8 @@ fn check_case(name: &str) -> Result<(), String> {
     }
     for (g, w) in got.iter().zip(&want) {
         if g.value != w.value {
-            let gy = slipway_model::to_yaml(&g.value);
-            let wy = slipway_model::to_yaml(&w.value);
+            let gy = slipway_model::to_yaml(&sorted(&g.value));
+            let wy = slipway_model::to_yaml(&sorted(&w.value));
             let diff = similar::TextDiff::from_lines(&wy, &gy);
             return Err(format!(
                 "{} differs (- kubectl, + slipway):\n{}",
@@ -37,6 +37,19 @@ fn check_case(name: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The same value with map keys sorted, so a diff shows only real differences.
+fn sorted(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 #[test]

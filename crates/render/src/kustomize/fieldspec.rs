@@ -92,11 +92,8 @@ pub fn visit(v: &mut Value, path: &[String], create: bool, f: &mut dyn FnMut(&mu
                 map.insert(head.clone(), fresh);
             }
             let child = map.get_mut(head).expect("present or just inserted");
-            if rest.is_empty() {
-                f(child);
-            } else {
-                visit(child, rest, create, f);
-            }
+            // An exhausted path on a sequence visits its elements.
+            visit(child, rest, create, f);
         }
         _ => {
             if path.is_empty() {

@@ -83,7 +83,7 @@ pub fn generate(
         }
         match kind {
             GenKind::Secret => {
-                data.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(&v)));
+                data.insert(k, Value::String(wrapped_base64(&v)));
             }
             GenKind::ConfigMap => match String::from_utf8(v) {
                 Ok(s) => {
@@ -138,6 +138,23 @@ pub fn generate(
     res.needs_hash = opts.disable_name_suffix_hash != Some(true);
     res.behavior = g.behavior.clone();
     Ok(res)
+}
+
+/// Base64 in lines of 70 characters, each ending in a newline when there is more than one
+/// line: how Kustomize writes Secret data (and so what its name hash covers).
+fn wrapped_base64(bytes: &[u8]) -> String {
+    const LINE: usize = 70;
+    let enc = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines = enc.len() / LINE + 1;
+    if lines == 1 {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + lines);
+    for chunk in enc.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out
 }
 
 fn to_map(m: &indexmap::IndexMap<String, String>) -> Value {

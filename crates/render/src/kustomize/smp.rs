@@ -64,7 +64,7 @@ pub fn strip_directives(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| !k.starts_with('$'))
+                .filter(|(k, _)| k.as_str() != DIRECTIVE)
                 .map(|(k, v)| (k.clone(), strip_directives(v)))
                 .collect(),
         ),
@@ -88,11 +88,10 @@ fn merge_value(target: &mut Value, patch: &Value, ctx: &Ctx<'_>, path: &mut Vec<
         return;
     }
     let tm = target.as_object_mut().expect("checked above");
-    let retain: Option<Vec<String>> = pm.get("$retainKeys").and_then(Value::as_array).map(|a| {
-        a.iter().filter_map(Value::as_str).map(String::from).collect()
-    });
+    // Only `$patch` is acted on; other `$` keys (`$retainKeys`, `$setElementOrder/...`) are
+    // copied through as Kustomize does.
     for (k, pv) in pm {
-        if k.starts_with('$') {
+        if k == DIRECTIVE {
             continue;
         }
         if pv.is_null() || directive(pv) == Some("delete") {
@@ -108,9 +107,6 @@ fn merge_value(target: &mut Value, patch: &Value, ctx: &Ctx<'_>, path: &mut Vec<
             }
         }
         path.pop();
-    }
-    if let Some(keep) = retain {
-        tm.retain(|k, _| keep.contains(k));
     }
 }
 

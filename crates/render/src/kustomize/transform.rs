@@ -8,21 +8,49 @@ use super::config::{Image, Label, Replica};
 use super::fieldspec::{self, apply_specs, FieldSpec};
 use super::resource::Resource;
 
-/// Set the namespace of every namespaced resource (and of RoleBinding subjects named
-/// `default`, as Kustomize does).
+/// Set the namespace of every namespaced resource, rename Namespace objects to it, and
+/// move RoleBinding subjects that name a ServiceAccount of this build along with it.
 pub fn namespace(resources: &mut [Resource], ns: &str) {
+    fn norm(s: &str) -> &str {
+        if s.is_empty() {
+            "default"
+        } else {
+            s
+        }
+    }
+    // ServiceAccounts of the build as they are before the move: (names, namespace).
+    let accounts: Vec<(Vec<String>, String)> = resources
+        .iter()
+        .filter(|r| r.obj.kind() == "ServiceAccount")
+        .map(|r| {
+            let mut names: Vec<String> = r.previous.iter().map(|(n, _)| n.clone()).collect();
+            names.push(r.obj.name().to_string());
+            (names, r.obj.namespace().to_string())
+        })
+        .collect();
     for r in resources.iter_mut() {
         let kind = r.obj.kind().to_string();
+        if kind == "Namespace" {
+            r.rename(ns);
+            continue;
+        }
         if !fieldspec::is_cluster_scoped(&kind) {
             r.set_namespace(ns);
         }
         if kind == "RoleBinding" || kind == "ClusterRoleBinding" {
             if let Some(subjects) = r.obj.value.get_mut("subjects").and_then(Value::as_array_mut) {
                 for s in subjects {
-                    if s.get("name").and_then(Value::as_str) == Some("default") {
-                        if let Some(m) = s.as_object_mut() {
-                            m.insert("namespace".into(), Value::String(ns.into()));
-                        }
+                    let Some(m) = s.as_object_mut() else { continue };
+                    if m.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+                        continue;
+                    }
+                    let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+                    let sub_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
+                    let ours = accounts
+                        .iter()
+                        .any(|(names, sa_ns)| names.iter().any(|n| n == name) && (sub_ns.is_empty() || norm(sa_ns) == norm(sub_ns)));
+                    if ours {
+                        m.insert("namespace".into(), Value::String(ns.into()));
                     }
                 }
             }
@@ -190,23 +218,9 @@ fn update_image(v: &mut Value, img: &Image) {
     *v = Value::String(out);
 }
 
-/// True when `image` is `name` optionally followed by `@sha256` and/or `:tag`.
+/// True when the image's name (without tag and digest) is `name`.
 pub fn image_matches(image: &str, name: &str) -> bool {
-    let Some(mut rest) = image.strip_prefix(name) else {
-        return false;
-    };
-    if let Some(r) = rest.strip_prefix("@sha256") {
-        rest = r;
-    }
-    if rest.is_empty() {
-        return true;
-    }
-    match rest.strip_prefix(':') {
-        Some(tag) => tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.{}-".contains(c)),
-        None => false,
-    }
+    split_image(image).0 == name
 }
 
 /// Split an image reference into name, tag and digest (the registry's port is not a tag).
@@ -254,6 +268,7 @@ mod tests {
         assert!(image_matches("nginx@sha256:abc", "nginx"));
         assert!(!image_matches("nginx-extra:1", "nginx"));
         assert!(!image_matches("docker.io/nginx", "nginx"));
+        assert!(image_matches("nginx:1@sha256:abc", "nginx"));
     }
 
     #[test]
