@@ -180,6 +180,11 @@ impl Spans {
         self.map.entry(pointer).or_insert(pos);
     }
 
+    /// The position recorded for exactly this JSON pointer.
+    pub fn get(&self, pointer: &str) -> Option<Pos> {
+        self.map.get(pointer).copied()
+    }
+
     /// The position of the field at `path`, or of its nearest recorded ancestor.
     pub fn find(&self, path: &FieldPath) -> Option<Pos> {
         let mut p = path.clone();

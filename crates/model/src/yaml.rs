@@ -143,8 +143,17 @@ impl Builder<'_> {
                     }
                     let len = pointer.len();
                     let _ = write!(pointer, "/{}", items.len());
-                    self.spans.insert(pointer.clone(), pos(&m));
+                    let mut item_pos = pos(&m);
                     let v = self.node(ev, m, pointer)?;
+                    // A block mapping's start marker sits after its first key; the item
+                    // starts where that key does.
+                    if let Some(first) = v.as_object().and_then(|o| o.keys().next()) {
+                        let key = format!("{pointer}/{}", first.replace('~', "~0").replace('/', "~1"));
+                        if let Some(p) = self.spans.get(&key) {
+                            item_pos = p;
+                        }
+                    }
+                    self.spans.insert(pointer.clone(), item_pos);
                     pointer.truncate(len);
                     items.push(v);
                 }

@@ -151,19 +151,23 @@ impl<'f> Build<'f> {
     }
 
     fn accumulate(&mut self, dir: &Path, kz: &Loaded, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
-        if self.stack.iter().any(|d| d == dir) {
-            let chain: Vec<String> = self
-                .stack
-                .iter()
-                .chain(std::iter::once(&dir.to_path_buf()))
-                .map(|d| self.files.display(d))
-                .collect();
-            return Err(kz.err(FieldPath::root(), format!("cycle between kustomizations: {}", chain.join(" -> "))));
-        }
         self.stack.push(dir.to_path_buf());
         let result = self.accumulate_inner(dir, kz, acc);
         self.stack.pop();
         result
+    }
+
+    /// Refuse to enter a kustomization that is already being built further up.
+    fn check_cycle(&self, kz: &Loaded, field: &FieldPath, path: &Path) -> Result<(), RenderError> {
+        let Some(start) = self.stack.iter().position(|d| d == path) else {
+            return Ok(());
+        };
+        let chain: Vec<String> = self.stack[start..]
+            .iter()
+            .chain(std::iter::once(&path.to_path_buf()))
+            .map(|d| self.files.display(d))
+            .collect();
+        Err(kz.err(field.clone(), format!("cycle between kustomizations: {}", chain.join(" -> "))))
     }
 
     fn accumulate_inner(&mut self, dir: &Path, kz: &Loaded, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
@@ -197,6 +201,7 @@ impl<'f> Build<'f> {
         for (i, entry) in k.components.iter().enumerate() {
             let field = FieldPath::root().key("components").index(i);
             let path = self.resolve_dir(dir, kz, &field, entry)?;
+            self.check_cycle(kz, &field, &path)?;
             let comp = self.load(&path, Some((kz, field.clone())))?;
             if comp.k.kind.as_deref() != Some("Component") {
                 return Err(kz.err(field, format!("{entry:?} is a {}, expected a Component", comp.k.kind.as_deref().unwrap_or("Kustomization"))));
@@ -223,6 +228,7 @@ impl<'f> Build<'f> {
         let path = self.resolve_dir(dir, kz, &field, entry)?;
         let mut new = Vec::new();
         if self.files.is_dir(&path) {
+            self.check_cycle(kz, &field, &path)?;
             let sub = self.load(&path, Some((kz, field.clone())))?;
             if sub.k.kind.as_deref() == Some("Component") {
                 return Err(kz.err(field, format!("{entry:?} is a Component: list it under `components`")));
