@@ -82,7 +82,7 @@ impl Repo {
         let (base, expected) = self.branch_base(branch)?;
         let base_tree = base.as_ref().map(Commit::tree).transpose()?;
 
-        let mut edit = TreeEdit::new(&self.git, base_tree.as_ref())?;
+        let mut edit = TreeEdit::new(&self.git, base_tree.as_ref());
         for change in changes {
             match change {
                 FileChange::Write { path, contents } => {
@@ -362,12 +362,9 @@ enum Node {
 }
 
 impl<'r> TreeEdit<'r> {
-    fn new(repo: &'r Repository, base: Option<&Tree<'_>>) -> Result<Self, Error> {
-        let root = match base {
-            Some(tree) => load(tree),
-            None => BTreeMap::new(),
-        };
-        Ok(TreeEdit { repo, root })
+    fn new(repo: &'r Repository, base: Option<&Tree<'_>>) -> Self {
+        let root = base.map(load).unwrap_or_default();
+        TreeEdit { repo, root }
     }
 
     fn write(&mut self, path: &str, blob: Oid) -> Result<(), Error> {

@@ -578,3 +578,45 @@ fn log_path_matches_git_log_for_files_and_directories() {
     assert_eq!(ours[0].id, id(&h.c2));
     assert_eq!(repo.log_path("main", "", None).unwrap().len(), 3);
 }
+
+#[test]
+fn one_snapshot_serves_hundreds_of_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("many.git");
+    let repo = Repo::init(&path, true).unwrap();
+    let changes: Vec<slipway_git::FileChange> = (0..300)
+        .map(|i| slipway_git::FileChange::Write {
+            path: format!("apps/app-{:02}/manifests/object-{i:03}.yaml", i % 30),
+            contents: format!("name: object-{i}\n").into_bytes(),
+        })
+        .collect();
+    let author = common::sig("Alice", T0);
+    repo.commit_files("main", &changes, &author, &author, "Many files")
+        .unwrap();
+    assert_eq!(
+        git(&path, &["ls-tree", "-r", "--name-only", "main"])
+            .lines()
+            .count(),
+        300
+    );
+
+    let snap = repo.snapshot("main").unwrap();
+    let apps = snap.list_dir("apps").unwrap().unwrap();
+    assert_eq!(apps.len(), 30);
+    let mut read = 0;
+    for app in &apps {
+        let dir = format!("apps/{}/manifests", app.name);
+        for file in snap.list_dir(&dir).unwrap().unwrap() {
+            let contents = snap
+                .read_file(&format!("{dir}/{}", file.name))
+                .unwrap()
+                .unwrap();
+            let n: usize = file.name["object-".len()..file.name.len() - ".yaml".len()]
+                .parse()
+                .unwrap();
+            assert_eq!(contents, format!("name: object-{n}\n").into_bytes());
+            read += 1;
+        }
+    }
+    assert_eq!(read, 300);
+}

@@ -356,4 +356,11 @@ fn a_port_with_nothing_listening_is_a_network_error_naming_the_url() {
     }
     assert!(err.to_string().starts_with(&url), "{err}");
     assert!(!dest.exists());
+
+    // An empty directory given as the destination is left empty, not removed.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = Repo::clone(&url, &empty, &no_options()).unwrap_err();
+    assert!(matches!(err, Error::Network { .. }), "{err:?}");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
