@@ -338,8 +338,12 @@ impl<'f> Build<'f> {
             if matched.is_empty() {
                 return Err(kz.err(field.key("name"), format!("no resource named {:?} to set replicas on", rep.name)));
             }
-            if let Some(r) = matched.iter().find(|r| !matches!(r.obj.kind(), "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet")) {
-                return Err(kz.err(field.key("name"), format!("{} has no replicas field Kustomize knows (Deployment, ReplicationController, ReplicaSet, StatefulSet)", r.id())));
+            let scalable = |r: &&Resource| matches!(r.obj.kind(), "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet");
+            if !matched.iter().any(scalable) {
+                return Err(kz.err(
+                    field.key("name"),
+                    format!("{} has no replicas field Kustomize knows (Deployment, ReplicationController, ReplicaSet, StatefulSet)", matched[0].id()),
+                ));
             }
             transform::replicas(acc, rep);
         }
