@@ -1,1 +1,97 @@
-fn main() {}
+//! `slipway`: one binary from `git push` to production traffic. This crate is the command
+//! line only: clap parses the flags, each verb calls the libraries and prints. Results go to
+//! stdout, progress and errors to stderr.
+//!
+//! Exit status: 0 success, 1 differences found (`slipway diff` only, like `diff(1)`),
+//! 2 bad usage, bad input or any other error.
+
+#![forbid(unsafe_code)]
+
+mod color;
+mod diff;
+mod kustomize;
+mod output;
+mod render;
+mod source;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit status when everything went well (and, for diff, both sides are equal).
+const EXIT_OK: u8 = 0;
+/// Exit status of `slipway diff` when the sides differ.
+const EXIT_DIFFERENT: u8 = 1;
+/// Exit status for bad usage, bad input and every other error.
+const EXIT_ERROR: u8 = 2;
+
+const EXAMPLES: &str = "\
+Examples:
+  slipway render overlays/prod
+  slipway diff .@HEAD~1:apps/web apps/web
+  slipway validate apps/web/overlays/prod
+  slipway kustomize set-image apps/web/overlays/staging web=registry.example.com/web:1.4.0";
+
+/// Render, compare and validate GitOps manifests (Kubernetes YAML, Kustomize, Argo CD and
+/// Argo Rollouts kinds), from a work tree or from any revision of a Git repository.
+#[derive(Debug, Parser)]
+#[command(name = "slipway", version, propagate_version = true, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every verb accepts.
+#[derive(Debug, Args)]
+struct Global {
+    /// Print no progress or summaries on stderr; `diff` prints nothing at all and only
+    /// answers with its exit status
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// When to color output: auto colors when stdout is a terminal and NO_COLOR is unset
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    color: color::ColorWhen,
+
+    /// Slipway's data directory; clones of remote repositories are cached in its git/
+    /// folder
+    #[arg(
+        long,
+        global = true,
+        env = "SLIPWAY_DATA",
+        value_name = "DIR",
+        default_value = ".slipway"
+    )]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Render(render::RenderArgs),
+    Diff(diff::DiffArgs),
+    Validate(validate::ValidateArgs),
+    #[command(subcommand)]
+    Kustomize(kustomize::KustomizeCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Render(args) => render::run(args, &cli.global),
+        Command::Diff(args) => diff::run(args, &cli.global),
+        Command::Validate(args) => validate::run(args, &cli.global),
+        Command::Kustomize(cmd) => kustomize::run(cmd, &cli.global),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

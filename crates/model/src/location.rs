@@ -192,9 +192,7 @@ impl Spans {
             if let Some(pos) = self.map.get(&p.to_pointer()) {
                 return Some(*pos);
             }
-            if p.0.pop().is_none() {
-                return None;
-            }
+            p.0.pop()?;
         }
     }
 

@@ -148,7 +148,8 @@ impl Builder<'_> {
                     // A block mapping's start marker sits after its first key; the item
                     // starts where that key does.
                     if let Some(first) = v.as_object().and_then(|o| o.keys().next()) {
-                        let key = format!("{pointer}/{}", first.replace('~', "~0").replace('/', "~1"));
+                        let key =
+                            format!("{pointer}/{}", first.replace('~', "~0").replace('/', "~1"));
                         if let Some(p) = self.spans.get(&key) {
                             item_pos = p;
                         }
@@ -244,7 +245,9 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
     if b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
     {
         return Some(Value::String(format!("{s}T00:00:00Z")));
     }
@@ -475,20 +478,33 @@ pub fn plain_safe(s: &str) -> bool {
     ]) {
         return false;
     }
-    // Numbers with underscores, sexagesimals and timestamps read as non-strings in YAML 1.1.
-    let b = s.as_bytes();
-    if b[0].is_ascii_digit() || (b[0] == b'+' || b[0] == b'.') {
-        if s.chars()
-            .all(|c| c.is_ascii_digit() || "_:.-+eE".contains(c))
-        {
-            return false;
-        }
+    if yaml11_non_string(s) {
+        return false;
     }
     !(s.contains(": ")
         || s.contains(" #")
         || s.contains('\t')
         || s.chars().any(|c| c.is_control())
         || s.contains('\u{feff}'))
+}
+
+/// Plain scalars that YAML 1.1 readers (Kubernetes' own) take for numbers or timestamps
+/// although YAML 1.2 reads them as strings: `1_000`, `1:30`, `2024-01-01 10:00`.
+fn yaml11_non_string(s: &str) -> bool {
+    let body = s.trim_start_matches(['-', '+']);
+    let numeric = |c: char| c.is_ascii_digit() || c == '_';
+    let b = body.as_bytes();
+    if b.first().is_none_or(|c| !c.is_ascii_digit()) {
+        return false;
+    }
+    let underscored = body.contains('_') && body.chars().all(|c| numeric(c) || c == '.');
+    let sexagesimal = body.contains(':')
+        && body.split(':').all(|p| !p.is_empty() && p.chars().all(|c| numeric(c) || c == '.'));
+    let timestamp = b.len() >= 8
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && body[5..].starts_with(|c: char| c.is_ascii_digit());
+    underscored || sexagesimal || timestamp
 }
 
 fn emit_quoted(out: &mut String, s: &str) {
@@ -593,6 +609,16 @@ mod tests {
         let text = to_yaml(&v);
         let back = one(&text);
         assert_eq!(back.value, v, "emitted:\n{text}");
+    }
+
+    #[test]
+    fn strings_are_quoted_only_when_a_reader_would_misread_them() {
+        for plain in ["1.4.0", "v1", "nginx:1.25", "hello world", "a-b", "x:y", "2024"] {
+            assert_eq!(plain_safe(plain), plain != "2024", "{plain}");
+        }
+        for quoted in ["1.10", "0755", "true", "yes", "off", "~", "1_000", "1:30", "2024-01-01", "-x", "a: b", "", " x"] {
+            assert!(!plain_safe(quoted), "{quoted} must be quoted");
+        }
     }
 
     #[test]

@@ -870,7 +870,7 @@ status: {readyReplicas: 2}
 "
         );
         let added = unified_yaml_diff(&[], &old, &DiffOptions::default(), 3);
-        assert!(added.starts_with("--- /dev/null\n+++ Deployment.apps default/web (new)\n@@ -0,0 +1,13 @@\n+apiVersion: apps/v1\n"), "{added}");
+        assert!(added.starts_with("--- /dev/null\n+++ Deployment.apps default/web (new)\n@@ -0,0 +1,14 @@\n+apiVersion: apps/v1\n"), "{added}");
         let removed = unified_yaml_diff(&old, &[], &DiffOptions::default(), 3);
         assert!(
             removed.starts_with("--- Deployment.apps default/web (old)\n+++ /dev/null\n"),
