@@ -21,8 +21,8 @@ impl ColorWhen {
             ColorWhen::Never => false,
             ColorWhen::Auto => {
                 std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
-                    && std::env::var_os("TERM").map_or(true, |t| t != "dumb")
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
             }
         }
     }

@@ -515,7 +515,7 @@ fn set_image_edits_the_kustomization_and_keeps_comments() {
     );
     let text = std::fs::read_to_string(dir.path().join("overlays/prod/kustomization.yaml"))
         .expect("readable");
-    assert_eq!(text, prod_kustomization("\"1.4.0\""));
+    assert_eq!(text, prod_kustomization("1.4.0"));
     assert!(text.contains("# production overlay"));
     assert!(text.contains("# shared with staging"));
 

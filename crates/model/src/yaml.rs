@@ -499,7 +499,9 @@ fn yaml11_non_string(s: &str) -> bool {
     }
     let underscored = body.contains('_') && body.chars().all(|c| numeric(c) || c == '.');
     let sexagesimal = body.contains(':')
-        && body.split(':').all(|p| !p.is_empty() && p.chars().all(|c| numeric(c) || c == '.'));
+        && body
+            .split(':')
+            .all(|p| !p.is_empty() && p.chars().all(|c| numeric(c) || c == '.'));
     let timestamp = b.len() >= 8
         && b[..4].iter().all(u8::is_ascii_digit)
         && b[4] == b'-'
@@ -613,10 +615,32 @@ mod tests {
 
     #[test]
     fn strings_are_quoted_only_when_a_reader_would_misread_them() {
-        for plain in ["1.4.0", "v1", "nginx:1.25", "hello world", "a-b", "x:y", "2024"] {
+        for plain in [
+            "1.4.0",
+            "v1",
+            "nginx:1.25",
+            "hello world",
+            "a-b",
+            "x:y",
+            "2024",
+        ] {
             assert_eq!(plain_safe(plain), plain != "2024", "{plain}");
         }
-        for quoted in ["1.10", "0755", "true", "yes", "off", "~", "1_000", "1:30", "2024-01-01", "-x", "a: b", "", " x"] {
+        for quoted in [
+            "1.10",
+            "0755",
+            "true",
+            "yes",
+            "off",
+            "~",
+            "1_000",
+            "1:30",
+            "2024-01-01",
+            "-x",
+            "a: b",
+            "",
+            " x",
+        ] {
             assert!(!plain_safe(quoted), "{quoted} must be quoted");
         }
     }

@@ -85,13 +85,13 @@ impl IgnoreRule {
     /// True when the rule applies to `obj`.
     pub fn matches(&self, obj: &Object) -> bool {
         let wild = |want: &str, got: &str| want == "*" || want == got;
-        self.group.as_deref().map_or(true, |g| wild(g, obj.group()))
+        self.group.as_deref().is_none_or(|g| wild(g, obj.group()))
             && wild(&self.kind, obj.kind())
-            && self.name.as_deref().map_or(true, |n| n == obj.name())
+            && self.name.as_deref().is_none_or(|n| n == obj.name())
             && self
                 .namespace
                 .as_deref()
-                .map_or(true, |n| n == obj.namespace())
+                .is_none_or(|n| n == obj.namespace())
     }
 }
 

@@ -30,7 +30,11 @@ fn matcher(pattern: &Option<String>) -> Result<Option<GlobMatcher>, RenderError>
 }
 
 /// Read every manifest of a directory, in path order.
-pub fn render_directory(files: &dyn Files, dir: &Path, opts: &DirectoryOptions) -> Result<Vec<Object>, RenderError> {
+pub fn render_directory(
+    files: &dyn Files,
+    dir: &Path,
+    opts: &DirectoryOptions,
+) -> Result<Vec<Object>, RenderError> {
     let include = matcher(&opts.include)?;
     let exclude = matcher(&opts.exclude)?;
     let mut paths = Vec::new();
@@ -38,7 +42,8 @@ pub fn render_directory(files: &dyn Files, dir: &Path, opts: &DirectoryOptions) 
     let mut out = Vec::new();
     for rel in paths {
         let name = rel.to_string_lossy();
-        let is_manifest = name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
+        let is_manifest =
+            name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
         if !is_manifest
             || include.as_ref().is_some_and(|m| !m.is_match(&*name))
             || exclude.as_ref().is_some_and(|m| m.is_match(&*name))
@@ -49,21 +54,40 @@ pub fn render_directory(files: &dyn Files, dir: &Path, opts: &DirectoryOptions) 
         let shown = files.display(&full);
         let bytes = files
             .read(&full)
-            .map_err(|e| RenderError::at(slipway_model::Location::file(shown.clone()), e.to_string()))?
+            .map_err(|e| {
+                RenderError::at(slipway_model::Location::file(shown.clone()), e.to_string())
+            })?
             .unwrap_or_default();
-        let text = String::from_utf8(bytes)
-            .map_err(|_| RenderError::at(slipway_model::Location::file(shown.clone()), "not UTF-8"))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            RenderError::at(slipway_model::Location::file(shown.clone()), "not UTF-8")
+        })?;
         out.extend(load_objects(&shown, &text)?);
     }
     Ok(out)
 }
 
-fn collect(files: &dyn Files, root: &Path, rel: &Path, recurse: bool, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
+fn collect(
+    files: &dyn Files,
+    root: &Path,
+    rel: &Path,
+    recurse: bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), RenderError> {
     let dir = root.join(rel);
     let entries = files
         .list(&dir)
-        .map_err(|e| RenderError::at(slipway_model::Location::file(files.display(&dir)), e.to_string()))?
-        .ok_or_else(|| RenderError::at(slipway_model::Location::file(files.display(&dir)), "directory not found"))?;
+        .map_err(|e| {
+            RenderError::at(
+                slipway_model::Location::file(files.display(&dir)),
+                e.to_string(),
+            )
+        })?
+        .ok_or_else(|| {
+            RenderError::at(
+                slipway_model::Location::file(files.display(&dir)),
+                "directory not found",
+            )
+        })?;
     for (name, is_dir) in entries {
         if name.starts_with('.') {
             continue;

@@ -78,7 +78,9 @@ impl Files for OsFiles {
         let mut out = Vec::new();
         for e in rd {
             let e = e?;
-            let is_dir = std::fs::metadata(e.path()).map(|m| m.is_dir()).unwrap_or(false);
+            let is_dir = std::fs::metadata(e.path())
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
             out.push((e.file_name().to_string_lossy().into_owned(), is_dir));
         }
         out.sort();
@@ -158,7 +160,10 @@ mod tests {
 
     #[test]
     fn normalize_resolves_dots_and_refuses_escapes() {
-        assert_eq!(normalize(Path::new("a/./b/../c")), Some(PathBuf::from("a/c")));
+        assert_eq!(
+            normalize(Path::new("a/./b/../c")),
+            Some(PathBuf::from("a/c"))
+        );
         assert_eq!(normalize(Path::new("a/../../x")), None);
         assert_eq!(normalize(Path::new("./")), Some(PathBuf::new()));
     }

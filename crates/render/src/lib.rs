@@ -43,13 +43,15 @@ impl RenderError {
 impl From<LoadError> for RenderError {
     fn from(e: LoadError) -> Self {
         match e {
-            LoadError::Syntax(s) => RenderError::Input(Diagnostic::new(s.message.clone()).at(Location {
-                file: s.file.clone(),
-                pos: Some(slipway_model::Pos {
-                    line: s.line,
-                    column: s.column,
-                }),
-            })),
+            LoadError::Syntax(s) => {
+                RenderError::Input(Diagnostic::new(s.message.clone()).at(Location {
+                    file: s.file.clone(),
+                    pos: Some(slipway_model::Pos {
+                        line: s.line,
+                        column: s.column,
+                    }),
+                }))
+            }
             LoadError::Invalid(d) => RenderError::Input(d),
         }
     }
@@ -64,18 +66,27 @@ pub struct RenderOptions {
 
 /// Render `path` of a file tree: Kustomize when the directory has a kustomization file,
 /// otherwise a plain directory of manifests; a single file renders its own objects.
-pub fn render(files: &dyn Files, path: &Path, opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
+pub fn render(
+    files: &dyn Files,
+    path: &Path,
+    opts: &RenderOptions,
+) -> Result<Vec<Object>, RenderError> {
     let path = files::normalize(path).ok_or_else(|| {
-        RenderError::Input(Diagnostic::new(format!("{} climbs above the root", path.display())))
+        RenderError::Input(Diagnostic::new(format!(
+            "{} climbs above the root",
+            path.display()
+        )))
     })?;
     if !files.is_dir(&path) {
         let shown = files.display(&path);
         let bytes = files
             .read(&path)
             .map_err(|e| RenderError::at(Location::file(shown.clone()), e.to_string()))?
-            .ok_or_else(|| RenderError::at(Location::file(shown.clone()), "no such file or directory"))?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
+            .ok_or_else(|| {
+                RenderError::at(Location::file(shown.clone()), "no such file or directory")
+            })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
         return Ok(slipway_model::load_objects(&shown, &text)?);
     }
     if kustomize::find_kustomization(files, &path)?.is_some() {
@@ -91,7 +102,11 @@ pub fn render_local(path: &Path, opts: &RenderOptions) -> Result<Vec<Object>, Re
         path.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| RenderError::Input(Diagnostic::new(format!("cannot read the current directory: {e}"))))?
+            .map_err(|e| {
+                RenderError::Input(Diagnostic::new(format!(
+                    "cannot read the current directory: {e}"
+                )))
+            })?
             .join(path)
     };
     let files = OsFiles::new("/");

@@ -74,7 +74,9 @@ impl FromStr for ImageSpec {
             }
         };
         if name.is_empty() || target.is_empty() {
-            return Err(bad("expected NAME=NEWNAME:TAG@DIGEST, NAME:TAG or NAME@DIGEST"));
+            return Err(bad(
+                "expected NAME=NEWNAME:TAG@DIGEST, NAME:TAG or NAME@DIGEST",
+            ));
         }
         let (new_name, tag, digest) = split_image(target);
         if let Some(d) = Some(&digest).filter(|d| !d.is_empty()) {
@@ -113,7 +115,12 @@ impl fmt::Display for ImageSpec {
 /// drops the old digest, and a new digest without a tag drops the old tag, so the entry
 /// never pins a stale digest or shows a misleading tag.
 fn merged(existing: Option<&Value>, spec: &ImageSpec) -> Vec<(&'static str, String)> {
-    let old = |k: &str| existing.and_then(|e| e.get(k)).and_then(Value::as_str).map(String::from);
+    let old = |k: &str| {
+        existing
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
     let new_name = spec.new_name.clone().or_else(|| old("newName"));
     let (tag, digest) = match (&spec.new_tag, &spec.digest) {
         (Some(t), Some(d)) => (Some(t.clone()), Some(d.clone())),
@@ -186,7 +193,9 @@ pub fn set_image(text: &str, file: &str, spec: &ImageSpec) -> Result<String, Set
     let key_indent = key_pos.column as usize - 1;
     if items.is_empty() || lines.get(key_line).is_some_and(|l| l.contains('[')) {
         if !items.is_empty() {
-            return Err(unsupported("`images` is written in flow style ([...]); rewrite it as a block list to edit it"));
+            return Err(unsupported(
+                "`images` is written in flow style ([...]); rewrite it as a block list to edit it",
+            ));
         }
         // `images: []`: replace the line with a block.
         let mut out: String = lines[..key_line].concat();
@@ -253,10 +262,16 @@ pub fn set_image(text: &str, file: &str, spec: &ImageSpec) -> Result<String, Set
         }
     }
     // The edit must still parse and carry the entry; anything else is a bug worth stopping on.
-    let check = parse_documents(file, &out).map_err(|e| unsupported(&format!("edit produced invalid YAML: {e}")))?;
-    let ok = check.first().and_then(|d| d.value.get("images")).and_then(Value::as_array).is_some_and(|a| {
-        a.iter().any(|e| e.get("name").and_then(Value::as_str) == Some(spec.name.as_str()))
-    });
+    let check = parse_documents(file, &out)
+        .map_err(|e| unsupported(&format!("edit produced invalid YAML: {e}")))?;
+    let ok = check
+        .first()
+        .and_then(|d| d.value.get("images"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter()
+                .any(|e| e.get("name").and_then(Value::as_str) == Some(spec.name.as_str()))
+        });
     if !ok {
         return Err(unsupported("could not edit `images` safely"));
     }
@@ -289,12 +304,18 @@ pub fn set_image_in_dir(dir: &Path, spec: &str) -> Result<SetImageOutcome, SetIm
     let text = std::fs::read_to_string(&file).map_err(io)?;
     let new = set_image(&text, &shown, &spec)?;
     if new == text {
-        return Ok(SetImageOutcome { file, changed: false });
+        return Ok(SetImageOutcome {
+            file,
+            changed: false,
+        });
     }
     let tmp = file.with_extension("slipway-tmp");
     std::fs::write(&tmp, &new).map_err(io)?;
     std::fs::rename(&tmp, &file).map_err(io)?;
-    Ok(SetImageOutcome { file, changed: true })
+    Ok(SetImageOutcome {
+        file,
+        changed: true,
+    })
 }
 
 #[cfg(test)]
@@ -315,7 +336,10 @@ mod tests {
         assert_eq!(s.new_tag.as_deref(), Some("v2"));
         assert_eq!(s.digest.as_deref(), Some("sha256:abcd"));
         let s: ImageSpec = "nginx:1.25".parse().expect("valid");
-        assert_eq!((s.name.as_str(), s.new_name, s.new_tag.as_deref()), ("nginx", None, Some("1.25")));
+        assert_eq!(
+            (s.name.as_str(), s.new_name, s.new_tag.as_deref()),
+            ("nginx", None, Some("1.25"))
+        );
         assert!("app@sha256:xyz!".parse::<ImageSpec>().is_err());
         assert!("=x".parse::<ImageSpec>().is_err());
     }
@@ -340,8 +364,16 @@ mod tests {
 
     #[test]
     fn creates_the_images_block_when_missing_or_empty() {
-        check("resources:\n- a.yaml\n", "app@sha256:ff", "resources:\n- a.yaml\nimages:\n- name: app\n  digest: sha256:ff\n");
-        check("images: []\nresources:\n- a.yaml\n", "app:1", "images:\n- name: app\n  newTag: \"1\"\nresources:\n- a.yaml\n");
+        check(
+            "resources:\n- a.yaml\n",
+            "app@sha256:ff",
+            "resources:\n- a.yaml\nimages:\n- name: app\n  digest: sha256:ff\n",
+        );
+        check(
+            "images: []\nresources:\n- a.yaml\n",
+            "app:1",
+            "images:\n- name: app\n  newTag: \"1\"\nresources:\n- a.yaml\n",
+        );
     }
 
     #[test]

@@ -15,14 +15,23 @@ fn corpus() -> PathBuf {
 fn check_case(name: &str) -> Result<(), String> {
     let root = corpus();
     let files = OsFiles::new(&root);
-    let got = render(&files, &Path::new("cases").join(name), &RenderOptions::default()).map_err(|e| format!("render failed: {e}"))?;
+    let got = render(
+        &files,
+        &Path::new("cases").join(name),
+        &RenderOptions::default(),
+    )
+    .map_err(|e| format!("render failed: {e}"))?;
     let golden_path = root.join("golden").join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(&golden_path).map_err(|e| format!("{}: {e}", golden_path.display()))?;
-    let want = load_objects(&golden_path.display().to_string(), &text).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&golden_path)
+        .map_err(|e| format!("{}: {e}", golden_path.display()))?;
+    let want =
+        load_objects(&golden_path.display().to_string(), &text).map_err(|e| e.to_string())?;
     let got_ids: Vec<String> = got.iter().map(|o| o.id().to_string()).collect();
     let want_ids: Vec<String> = want.iter().map(|o| o.id().to_string()).collect();
     if got_ids != want_ids {
-        return Err(format!("objects or order differ:\n  got:  {got_ids:?}\n  want: {want_ids:?}"));
+        return Err(format!(
+            "objects or order differ:\n  got:  {got_ids:?}\n  want: {want_ids:?}"
+        ));
     }
     for (g, w) in got.iter().zip(&want) {
         if g.value != w.value {
@@ -45,7 +54,11 @@ fn sorted(v: &serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            serde_json::Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
         }
         serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),
@@ -59,13 +72,26 @@ fn every_case_matches_kubectl_kustomize() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() >= 40, "the suite needs at least 40 cases, found {}", names.len());
+    assert!(
+        names.len() >= 40,
+        "the suite needs at least 40 cases, found {}",
+        names.len()
+    );
     let mut failures = Vec::new();
     for name in &names {
         if let Err(e) = check_case(name) {
             failures.push(format!("--- {name}: {e}"));
         }
     }
-    println!("{} of {} kustomize cases match kubectl", names.len() - failures.len(), names.len());
-    assert!(failures.is_empty(), "{} cases differ from kubectl kustomize:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "{} of {} kustomize cases match kubectl",
+        names.len() - failures.len(),
+        names.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} cases differ from kubectl kustomize:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -9,7 +9,11 @@ use slipway_render::{render, OsFiles, RenderOptions};
 fn error_of(case: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kustomize");
     let files = OsFiles::new(&root);
-    match render(&files, &Path::new("errors").join(case), &RenderOptions::default()) {
+    match render(
+        &files,
+        &Path::new("errors").join(case),
+        &RenderOptions::default(),
+    ) {
         Ok(objs) => panic!("{case}: expected an error, rendered {} objects", objs.len()),
         Err(e) => e.to_string().replace("tests/kustomize/", ""),
     }
@@ -61,13 +65,17 @@ const CASES: &[(&str, &str)] = &[
 
 #[test]
 fn every_rejected_input_gets_one_located_error() {
-    let mut dirs: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kustomize/errors"))
-        .expect("errors directory")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut dirs: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kustomize/errors"))
+            .expect("errors directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
     dirs.sort();
     let listed: Vec<&str> = CASES.iter().map(|(c, _)| *c).collect();
-    assert_eq!(dirs, listed, "every error case needs an expected message here");
+    assert_eq!(
+        dirs, listed,
+        "every error case needs an expected message here"
+    );
     let mut wrong = Vec::new();
     for (case, want) in CASES {
         let got = error_of(case);

@@ -25,7 +25,11 @@ fn directory_source_honours_recurse_include_and_exclude() {
     let t = tempfile::tempdir().expect("tempdir");
     let r = t.path();
     write(r, "app/a.yaml", &cm("a"));
-    write(r, "app/b.json", r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}"#);
+    write(
+        r,
+        "app/b.json",
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}"#,
+    );
     write(r, "app/notes.txt", "not a manifest");
     write(r, "app/sub/c.yml", &cm("c"));
     write(r, "app/sub/skip-d.yaml", &cm("d"));
@@ -48,14 +52,25 @@ fn directory_source_honours_recurse_include_and_exclude() {
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -65,22 +80,47 @@ fn a_commit_renders_without_checkout_and_errors_name_the_revision() {
     git(r, &["init", "-q"]);
     write(r, "base/kustomization.yaml", "resources:\n- cm.yaml\n");
     write(r, "base/cm.yaml", &cm("settings"));
-    write(r, "prod/kustomization.yaml", "resources:\n- ../base\nnamePrefix: v1-\n");
+    write(
+        r,
+        "prod/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: v1-\n",
+    );
     git(r, &["add", "-A"]);
     git(r, &["commit", "-qm", "first"]);
-    write(r, "prod/kustomization.yaml", "resources:\n- ../base\nnamePrefix: v2-\n");
+    write(
+        r,
+        "prod/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: v2-\n",
+    );
     git(r, &["commit", "-qam", "second"]);
     // The work tree differs from both commits.
-    write(r, "prod/kustomization.yaml", "resources:\n- ../base\nnamePrefix: wip-\n");
+    write(
+        r,
+        "prod/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: wip-\n",
+    );
 
     let repo = slipway_git::Repo::open(r).expect("opens");
     let opts = RenderOptions::default();
-    assert_eq!(names(&render_git(&repo, "HEAD~1", "prod", &opts).expect("renders")), ["v1-settings"]);
-    assert_eq!(names(&render_git(&repo, "main", "prod", &opts).expect("renders")), ["v2-settings"]);
-    assert_eq!(names(&slipway_render::render_local(&r.join("prod"), &opts).expect("renders")), ["wip-settings"]);
+    assert_eq!(
+        names(&render_git(&repo, "HEAD~1", "prod", &opts).expect("renders")),
+        ["v1-settings"]
+    );
+    assert_eq!(
+        names(&render_git(&repo, "main", "prod", &opts).expect("renders")),
+        ["v2-settings"]
+    );
+    assert_eq!(
+        names(&slipway_render::render_local(&r.join("prod"), &opts).expect("renders")),
+        ["wip-settings"]
+    );
 
     // A broken commit reports the file inside the revision, with its line.
-    write(r, "base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n");
+    write(
+        r,
+        "base/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n",
+    );
     git(r, &["commit", "-qam", "broken"]);
     let err = render_git(&repo, "HEAD", "prod", &opts).expect_err("broken YAML");
     let msg = err.to_string();

@@ -342,7 +342,10 @@ mod tests {
         )
         .expect("selector");
         let mut labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
-        assert_eq!(sel.first_mismatch(&labels).as_deref(), Some("tier in (fe,be)"));
+        assert_eq!(
+            sel.first_mismatch(&labels).as_deref(),
+            Some("tier in (fe,be)")
+        );
         labels.insert("tier".into(), "fe".into());
         assert_eq!(sel.first_mismatch(&labels), None);
         labels.insert("app".into(), "api".into());

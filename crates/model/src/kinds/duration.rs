@@ -166,11 +166,7 @@ mod tests {
         let got = Duration::parse(input)
             .map(|d| d.to_string())
             .map_err(|e| e.to_string());
-        assert_eq!(
-            got.as_deref().map_err(|e| e.as_ref()),
-            expect.map_err(|e| e),
-            "{input:?}"
-        );
+        assert_eq!(got.as_deref().map_err(|e| e.as_ref()), expect, "{input:?}");
     }
 
     #[test]
@@ -184,12 +180,18 @@ mod tests {
         check("90s", Ok("1m30s"));
         check("", Err("empty duration"));
         check("-5s", Err("negative durations are not allowed"));
-        check("10", Err("missing unit after 10 (use ns, us, ms, s, m or h)"));
+        check(
+            "10",
+            Err("missing unit after 10 (use ns, us, ms, s, m or h)"),
+        );
         check(
             "5 minutes",
             Err("unknown unit \" minutes\" (use ns, us, ms, s, m or h)"),
         );
-        check("5min", Err("unknown unit \"min\" (use ns, us, ms, s, m or h)"));
+        check(
+            "5min",
+            Err("unknown unit \"min\" (use ns, us, ms, s, m or h)"),
+        );
         check("abc", Err("expected a number at \"abc\""));
         check("1h.m", Err("expected a number at \".m\""));
     }

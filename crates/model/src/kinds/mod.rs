@@ -27,10 +27,11 @@ pub use argocd::{
     ResourceIgnoreDifferences, RetryStrategy, SyncPolicy, SyncPolicyAutomated, SYNC_OPTION_KEYS,
 };
 pub use common::{
-    parse_quantity, IntOrPercent, IntOrString, LabelSelector, LabelSelectorRequirement,
-    ObjectMeta, Quantity,
+    parse_quantity, IntOrPercent, IntOrString, LabelSelector, LabelSelectorRequirement, ObjectMeta,
+    Quantity,
 };
 pub use duration::{Duration, DurationError};
+pub use rollouts::Rollout;
 pub use rollouts::{
     AnalysisRunArgument, AnalysisTemplate, AnalysisTemplateRef, AnalysisTemplateSpec, Argument,
     ArgumentValueFrom, BlueGreenStrategy, CanaryStep, CanaryStrategy, ClusterAnalysisTemplate,
@@ -41,7 +42,6 @@ pub use rollouts::{
     SetHeaderRoute, SetMirrorRoute, StringMatch, TrafficRouting, ValueFrom, WebMetric,
     WebMetricHeader, WorkloadRef, CANARY_STEP_ACTIONS,
 };
-pub use rollouts::Rollout;
 pub use workloads::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, Deployment, DeploymentSpec,
     DeploymentStrategy, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, ExecAction,
@@ -118,6 +118,7 @@ impl KnownKind {
 /// An object read through its typed view.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)] // each variant is named after its kind
+#[allow(clippy::large_enum_variant)] // short-lived: read, matched, dropped
 pub enum Typed {
     Deployment(Deployment),
     Service(Service),
@@ -369,7 +370,15 @@ mod tests {
         let back = serde_json::to_value(&r).expect("serializes");
         assert_eq!(back, o.value);
         let steps = &r.spec.strategy.canary.expect("canary").steps;
-        assert_eq!(steps[2].set_header_route.as_ref().expect("route").r#match.len(), 1);
+        assert_eq!(
+            steps[2]
+                .set_header_route
+                .as_ref()
+                .expect("route")
+                .r#match
+                .len(),
+            1
+        );
         assert_eq!(
             steps[1].pause.as_ref().and_then(RolloutPause::duration),
             Some(Ok(Duration::from_secs(3600)))

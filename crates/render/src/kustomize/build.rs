@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use slipway_model::{load_objects, parse_documents, Diagnostic, FieldPath, Location, Object, Origin};
+use slipway_model::{
+    load_objects, parse_documents, Diagnostic, FieldPath, Location, Object, Origin,
+};
 
 use super::config::{Kustomization, Patch};
 use super::generators::{self, GenKind};
@@ -15,7 +17,8 @@ use crate::files::{normalize, Files};
 use crate::RenderError;
 
 /// The names a kustomization file may have, in Kustomize's order of preference.
-pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Find the kustomization file of a directory: `Ok(None)` when there is none, an error when
 /// there are several.
@@ -47,12 +50,15 @@ pub fn find_kustomization(files: &dyn Files, dir: &Path) -> Result<Option<PathBu
 struct Loaded {
     k: Kustomization,
     origin: Origin,
-
 }
 
 impl Loaded {
     fn err(&self, field: FieldPath, msg: impl Into<String>) -> RenderError {
-        RenderError::Input(Diagnostic::new(msg).field(field.clone()).at(self.origin.locate(&field)))
+        RenderError::Input(
+            Diagnostic::new(msg)
+                .field(field.clone())
+                .at(self.origin.locate(&field)),
+        )
     }
 }
 
@@ -65,7 +71,10 @@ pub struct Build<'f> {
 impl<'f> Build<'f> {
     /// A build reading from `files`.
     pub fn new(files: &'f dyn Files) -> Self {
-        Build { files, stack: Vec::new() }
+        Build {
+            files,
+            stack: Vec::new(),
+        }
     }
 
     /// Build the kustomization in `dir` into the final, ordered objects.
@@ -80,15 +89,28 @@ impl<'f> Build<'f> {
         }
         nameref::fix_references(&mut acc);
         let mut objs: Vec<Object> = acc.into_iter().map(|r| r.obj).collect();
-        let order = loaded.k.sort_options.as_ref().and_then(|s| s.order.as_deref()).unwrap_or("legacy");
+        let order = loaded
+            .k
+            .sort_options
+            .as_ref()
+            .and_then(|s| s.order.as_deref())
+            .unwrap_or("legacy");
         match order {
             "fifo" => {}
             "legacy" => {
-                let legacy = loaded.k.sort_options.as_ref().and_then(|s| s.legacy_sort_options.as_ref());
+                let legacy = loaded
+                    .k
+                    .sort_options
+                    .as_ref()
+                    .and_then(|s| s.legacy_sort_options.as_ref());
                 sort::legacy(
                     &mut objs,
-                    legacy.map(|l| l.order_first.as_slice()).filter(|l| !l.is_empty()),
-                    legacy.map(|l| l.order_last.as_slice()).filter(|l| !l.is_empty()),
+                    legacy
+                        .map(|l| l.order_first.as_slice())
+                        .filter(|l| !l.is_empty()),
+                    legacy
+                        .map(|l| l.order_last.as_slice())
+                        .filter(|l| !l.is_empty()),
                 );
             }
             other => {
@@ -101,7 +123,11 @@ impl<'f> Build<'f> {
         Ok(objs)
     }
 
-    fn load(&self, dir: &Path, referenced_from: Option<(&Loaded, FieldPath)>) -> Result<Loaded, RenderError> {
+    fn load(
+        &self,
+        dir: &Path,
+        referenced_from: Option<(&Loaded, FieldPath)>,
+    ) -> Result<Loaded, RenderError> {
         let Some(file) = find_kustomization(self.files, dir)? else {
             let msg = format!(
                 "no kustomization.yaml, kustomization.yml or Kustomization in {}",
@@ -114,7 +140,8 @@ impl<'f> Build<'f> {
         };
         let shown = self.files.display(&file);
         let bytes = self.read(&file)?;
-        let text = String::from_utf8(bytes).map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
         let mut docs = parse_documents(&shown, &text).map_err(|e| RenderError::Input(syntax(e)))?;
         let doc = match docs.len() {
             0 => slipway_model::yaml::ParsedDoc {
@@ -123,7 +150,12 @@ impl<'f> Build<'f> {
                 start: slipway_model::Pos { line: 1, column: 1 },
             },
             1 => docs.remove(0),
-            _ => return Err(RenderError::at(Location::file(shown), "a kustomization file holds one document")),
+            _ => {
+                return Err(RenderError::at(
+                    Location::file(shown),
+                    "a kustomization file holds one document",
+                ))
+            }
         };
         let origin = Origin {
             file: Arc::from(shown.as_str()),
@@ -137,7 +169,11 @@ impl<'f> Build<'f> {
             let field = FieldPath::parse(&e.path().to_string().replace("?", ""));
             let msg = e.inner().to_string();
             let msg = msg.split(" at line").next().unwrap_or(&msg).to_string();
-            RenderError::Input(Diagnostic::new(msg).field(field.clone()).at(origin.locate(&field)))
+            RenderError::Input(
+                Diagnostic::new(msg)
+                    .field(field.clone())
+                    .at(origin.locate(&field)),
+            )
         })?;
         Ok(Loaded { k, origin })
     }
@@ -145,12 +181,23 @@ impl<'f> Build<'f> {
     fn read(&self, path: &Path) -> Result<Vec<u8>, RenderError> {
         match self.files.read(path) {
             Ok(Some(b)) => Ok(b),
-            Ok(None) => Err(RenderError::at(Location::file(self.files.display(path)), "file not found")),
-            Err(e) => Err(RenderError::at(Location::file(self.files.display(path)), e.to_string())),
+            Ok(None) => Err(RenderError::at(
+                Location::file(self.files.display(path)),
+                "file not found",
+            )),
+            Err(e) => Err(RenderError::at(
+                Location::file(self.files.display(path)),
+                e.to_string(),
+            )),
         }
     }
 
-    fn accumulate(&mut self, dir: &Path, kz: &Loaded, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
+    fn accumulate(
+        &mut self,
+        dir: &Path,
+        kz: &Loaded,
+        acc: &mut Vec<Resource>,
+    ) -> Result<(), RenderError> {
         self.stack.push(dir.to_path_buf());
         let result = self.accumulate_inner(dir, kz, acc);
         self.stack.pop();
@@ -167,10 +214,18 @@ impl<'f> Build<'f> {
             .chain(std::iter::once(&path.to_path_buf()))
             .map(|d| self.files.display(d))
             .collect();
-        Err(kz.err(field.clone(), format!("cycle between kustomizations: {}", chain.join(" -> "))))
+        Err(kz.err(
+            field.clone(),
+            format!("cycle between kustomizations: {}", chain.join(" -> ")),
+        ))
     }
 
-    fn accumulate_inner(&mut self, dir: &Path, kz: &Loaded, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
+    fn accumulate_inner(
+        &mut self,
+        dir: &Path,
+        kz: &Loaded,
+        acc: &mut Vec<Resource>,
+    ) -> Result<(), RenderError> {
         let k = &kz.k;
         let unsupported = [
             ("vars", &k.vars),
@@ -185,8 +240,13 @@ impl<'f> Build<'f> {
             ("crds", &k.crds),
         ];
         for (name, v) in unsupported {
-            if v.as_ref().is_some_and(|v| !v.is_null() && v != &Value::Array(vec![])) {
-                return Err(kz.err(FieldPath::root().key(name), format!("`{name}` is not supported by Slipway yet")));
+            if v.as_ref()
+                .is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]))
+            {
+                return Err(kz.err(
+                    FieldPath::root().key(name),
+                    format!("`{name}` is not supported by Slipway yet"),
+                ));
             }
         }
         let entries = k
@@ -194,7 +254,12 @@ impl<'f> Build<'f> {
             .iter()
             .enumerate()
             .map(|(i, e)| (FieldPath::root().key("resources").index(i), e))
-            .chain(k.bases.iter().enumerate().map(|(i, e)| (FieldPath::root().key("bases").index(i), e)));
+            .chain(
+                k.bases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (FieldPath::root().key("bases").index(i), e)),
+            );
         for (field, entry) in entries {
             self.add_resource(dir, kz, field, entry, acc)?;
         }
@@ -204,7 +269,13 @@ impl<'f> Build<'f> {
             self.check_cycle(kz, &field, &path)?;
             let comp = self.load(&path, Some((kz, field.clone())))?;
             if comp.k.kind.as_deref() != Some("Component") {
-                return Err(kz.err(field, format!("{entry:?} is a {}, expected a Component", comp.k.kind.as_deref().unwrap_or("Kustomization"))));
+                return Err(kz.err(
+                    field,
+                    format!(
+                        "{entry:?} is a {}, expected a Component",
+                        comp.k.kind.as_deref().unwrap_or("Kustomization")
+                    ),
+                ));
             }
             self.accumulate(&path, &comp, acc)?;
         }
@@ -217,34 +288,75 @@ impl<'f> Build<'f> {
         Ok(())
     }
 
-    fn resolve_dir(&self, dir: &Path, kz: &Loaded, field: &FieldPath, entry: &str) -> Result<PathBuf, RenderError> {
+    fn resolve_dir(
+        &self,
+        dir: &Path,
+        kz: &Loaded,
+        field: &FieldPath,
+        entry: &str,
+    ) -> Result<PathBuf, RenderError> {
         if entry.contains("://") || entry.starts_with("github.com/") || entry.starts_with("git@") {
-            return Err(kz.err(field.clone(), format!("remote resource {entry:?} is not supported: vendor it into the repository")));
+            return Err(kz.err(
+                field.clone(),
+                format!(
+                    "remote resource {entry:?} is not supported: vendor it into the repository"
+                ),
+            ));
         }
-        normalize(&dir.join(entry)).ok_or_else(|| kz.err(field.clone(), format!("{entry:?} climbs above the repository root")))
+        normalize(&dir.join(entry)).ok_or_else(|| {
+            kz.err(
+                field.clone(),
+                format!("{entry:?} climbs above the repository root"),
+            )
+        })
     }
 
-    fn add_resource(&mut self, dir: &Path, kz: &Loaded, field: FieldPath, entry: &str, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
+    fn add_resource(
+        &mut self,
+        dir: &Path,
+        kz: &Loaded,
+        field: FieldPath,
+        entry: &str,
+        acc: &mut Vec<Resource>,
+    ) -> Result<(), RenderError> {
         let path = self.resolve_dir(dir, kz, &field, entry)?;
         let mut new = Vec::new();
         if self.files.is_dir(&path) {
             self.check_cycle(kz, &field, &path)?;
             let sub = self.load(&path, Some((kz, field.clone())))?;
             if sub.k.kind.as_deref() == Some("Component") {
-                return Err(kz.err(field, format!("{entry:?} is a Component: list it under `components`")));
+                return Err(kz.err(
+                    field,
+                    format!("{entry:?} is a Component: list it under `components`"),
+                ));
             }
             self.accumulate(&path, &sub, &mut new)?;
         } else {
             if !path.starts_with(dir) {
-                return Err(kz.err(field, format!("security: file {entry:?} is not in or below {}", self.files.display(dir))));
+                return Err(kz.err(
+                    field,
+                    format!(
+                        "security: file {entry:?} is not in or below {}",
+                        self.files.display(dir)
+                    ),
+                ));
             }
             let bytes = match self.files.read(&path) {
                 Ok(Some(b)) => b,
-                Ok(None) => return Err(kz.err(field, format!("resource {entry:?} not found ({})", self.files.display(&path)))),
+                Ok(None) => {
+                    return Err(kz.err(
+                        field,
+                        format!(
+                            "resource {entry:?} not found ({})",
+                            self.files.display(&path)
+                        ),
+                    ))
+                }
                 Err(e) => return Err(kz.err(field, format!("cannot read {entry:?}: {e}"))),
             };
             let shown = self.files.display(&path);
-            let text = String::from_utf8(bytes).map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
             for o in load_objects(&shown, &text).map_err(RenderError::from)? {
                 new.push(Resource::new(o));
             }
@@ -255,22 +367,34 @@ impl<'f> Build<'f> {
         Ok(())
     }
 
-    fn generate(&self, dir: &Path, kz: &Loaded, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
-        let gens = kz
-            .k
-            .config_map_generator
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (GenKind::ConfigMap, FieldPath::root().key("configMapGenerator").index(i), g))
-            .chain(
-                kz.k.secret_generator
-                    .iter()
-                    .enumerate()
-                    .map(|(i, g)| (GenKind::Secret, FieldPath::root().key("secretGenerator").index(i), g)),
-            );
+    fn generate(
+        &self,
+        dir: &Path,
+        kz: &Loaded,
+        acc: &mut Vec<Resource>,
+    ) -> Result<(), RenderError> {
+        let gens =
+            kz.k.config_map_generator
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    (
+                        GenKind::ConfigMap,
+                        FieldPath::root().key("configMapGenerator").index(i),
+                        g,
+                    )
+                })
+                .chain(kz.k.secret_generator.iter().enumerate().map(|(i, g)| {
+                    (
+                        GenKind::Secret,
+                        FieldPath::root().key("secretGenerator").index(i),
+                        g,
+                    )
+                }));
         for (kind, field, g) in gens {
             let read = |rel: &str| self.read_local(dir, rel);
-            let new = generators::generate(kind, g, kz.k.generator_options.as_ref(), &read).map_err(|m| kz.err(field.clone(), m))?;
+            let new = generators::generate(kind, g, kz.k.generator_options.as_ref(), &read)
+                .map_err(|m| kz.err(field.clone(), m))?;
             let behavior = g.behavior.as_deref().unwrap_or("create");
             let existing = acc.iter_mut().find(|r| {
                 r.obj.kind() == new.obj.kind()
@@ -278,16 +402,27 @@ impl<'f> Build<'f> {
                     && (new.obj.namespace().is_empty() || r.has_any_namespace(new.obj.namespace()))
             });
             match (behavior, existing) {
-                ("create", _) => push_unique(acc, new).map_err(|e| kz.err(field.clone(), e.to_string()))?,
+                ("create", _) => {
+                    push_unique(acc, new).map_err(|e| kz.err(field.clone(), e.to_string()))?
+                }
                 ("merge", Some(r)) => generators::merge_into(r, &new),
                 ("replace", Some(r)) => generators::replace_into(r, &new),
                 ("merge" | "replace", None) => {
                     return Err(kz.err(
                         field.key("behavior"),
-                        format!("{behavior} needs an existing {} named {:?} from a base, found none", new.obj.kind(), new.obj.name()),
+                        format!(
+                            "{behavior} needs an existing {} named {:?} from a base, found none",
+                            new.obj.kind(),
+                            new.obj.name()
+                        ),
                     ))
                 }
-                (other, _) => return Err(kz.err(field.key("behavior"), format!("expected create, merge or replace, got {other:?}"))),
+                (other, _) => {
+                    return Err(kz.err(
+                        field.key("behavior"),
+                        format!("expected create, merge or replace, got {other:?}"),
+                    ))
+                }
             }
         }
         Ok(())
@@ -296,17 +431,30 @@ impl<'f> Build<'f> {
     /// Read a file named by a kustomization, which must stay inside the kustomization's
     /// directory (Kustomize's default load restriction).
     fn read_local(&self, dir: &Path, rel: &str) -> Result<Vec<u8>, String> {
-        let path = normalize(&dir.join(rel)).filter(|p| p.starts_with(dir)).ok_or_else(|| {
-            format!("security: file {rel:?} is not in or below {}", self.files.display(dir))
-        })?;
+        let path = normalize(&dir.join(rel))
+            .filter(|p| p.starts_with(dir))
+            .ok_or_else(|| {
+                format!(
+                    "security: file {rel:?} is not in or below {}",
+                    self.files.display(dir)
+                )
+            })?;
         match self.files.read(&path) {
             Ok(Some(b)) => Ok(b),
-            Ok(None) => Err(format!("file {rel:?} not found ({})", self.files.display(&path))),
+            Ok(None) => Err(format!(
+                "file {rel:?} not found ({})",
+                self.files.display(&path)
+            )),
             Err(e) => Err(format!("cannot read {rel:?}: {e}")),
         }
     }
 
-    fn transform(&self, dir: &Path, kz: &Loaded, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
+    fn transform(
+        &self,
+        dir: &Path,
+        kz: &Loaded,
+        acc: &mut Vec<Resource>,
+    ) -> Result<(), RenderError> {
         let k = &kz.k;
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
             let field = FieldPath::root().key("patchesStrategicMerge").index(i);
@@ -322,7 +470,11 @@ impl<'f> Build<'f> {
         if let Some(ns) = k.namespace.as_deref().filter(|n| !n.is_empty()) {
             transform::namespace(acc, ns);
         }
-        transform::prefix_suffix(acc, k.name_prefix.as_deref().unwrap_or(""), k.name_suffix.as_deref().unwrap_or(""));
+        transform::prefix_suffix(
+            acc,
+            k.name_prefix.as_deref().unwrap_or(""),
+            k.name_suffix.as_deref().unwrap_or(""),
+        );
         transform::common_labels(acc, &k.common_labels);
         for l in &k.labels {
             transform::labels(acc, l);
@@ -334,11 +486,20 @@ impl<'f> Build<'f> {
         }
         for (i, rep) in k.replicas.iter().enumerate() {
             let field = FieldPath::root().key("replicas").index(i);
-            let matched: Vec<&Resource> = acc.iter().filter(|r| r.has_any_name(&rep.name)).collect();
+            let matched: Vec<&Resource> =
+                acc.iter().filter(|r| r.has_any_name(&rep.name)).collect();
             if matched.is_empty() {
-                return Err(kz.err(field.key("name"), format!("no resource named {:?} to set replicas on", rep.name)));
+                return Err(kz.err(
+                    field.key("name"),
+                    format!("no resource named {:?} to set replicas on", rep.name),
+                ));
             }
-            let scalable = |r: &&Resource| matches!(r.obj.kind(), "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet");
+            let scalable = |r: &&Resource| {
+                matches!(
+                    r.obj.kind(),
+                    "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet"
+                )
+            };
             if !matched.iter().any(scalable) {
                 return Err(kz.err(
                     field.key("name"),
@@ -362,28 +523,47 @@ impl<'f> Build<'f> {
         guess: bool,
     ) -> Result<(String, String), RenderError> {
         let from_file = |rel: &str, f: FieldPath| -> Result<(String, String), RenderError> {
-            let bytes = self.read_local(dir, rel).map_err(|m| kz.err(f.clone(), m))?;
-            let text = String::from_utf8(bytes).map_err(|_| kz.err(f, "patch file is not UTF-8"))?;
+            let bytes = self
+                .read_local(dir, rel)
+                .map_err(|m| kz.err(f.clone(), m))?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| kz.err(f, "patch file is not UTF-8"))?;
             Ok((text, self.files.display(&dir.join(rel))))
         };
         match (path, inline) {
             (Some(p), None) => from_file(p, field.key("path")),
             // patchesStrategicMerge entries are either a file name or an inline patch.
-            (None, Some(text)) if guess && !text.contains('\n') && !text.trim_start().starts_with('{') => {
+            (None, Some(text))
+                if guess && !text.contains('\n') && !text.trim_start().starts_with('{') =>
+            {
                 from_file(text.trim(), field.clone())
             }
             (None, Some(text)) => Ok((text.to_string(), format!("{} ({field})", kz.origin.file))),
-            (Some(_), Some(_)) => Err(kz.err(field.clone(), "give either `path` or `patch`, not both")),
+            (Some(_), Some(_)) => {
+                Err(kz.err(field.clone(), "give either `path` or `patch`, not both"))
+            }
             (None, None) => Err(kz.err(field.clone(), "a patch needs `path` or `patch`")),
         }
     }
 
-    fn apply_patch(&self, dir: &Path, kz: &Loaded, field: &FieldPath, p: &Patch, acc: &mut Vec<Resource>, json_only: bool) -> Result<(), RenderError> {
-        let (text, name) = self.patch_text(dir, kz, field, p.path.as_deref(), p.patch.as_deref(), false)?;
+    fn apply_patch(
+        &self,
+        dir: &Path,
+        kz: &Loaded,
+        field: &FieldPath,
+        p: &Patch,
+        acc: &mut Vec<Resource>,
+        json_only: bool,
+    ) -> Result<(), RenderError> {
+        let (text, name) =
+            self.patch_text(dir, kz, field, p.path.as_deref(), p.patch.as_deref(), false)?;
         let docs = parse_documents(&name, &text).map_err(|e| RenderError::Input(syntax(e)))?;
         let is_json = docs.len() == 1 && docs[0].value.is_array();
         if json_only && !is_json {
-            return Err(kz.err(field.clone(), "expected a JSON 6902 patch (a list of operations)"));
+            return Err(kz.err(
+                field.clone(),
+                "expected a JSON 6902 patch (a list of operations)",
+            ));
         }
         if is_json {
             let Some(target) = &p.target else {
@@ -406,12 +586,16 @@ impl<'f> Build<'f> {
                     let patch = smp::without_identity(&doc.value);
                     let mut deleted = Vec::new();
                     for (idx, r) in acc.iter_mut().enumerate() {
-                        if !select::selects(target, r).map_err(|m| kz.err(field.key("target"), m))? {
+                        if !select::selects(target, r)
+                            .map_err(|m| kz.err(field.key("target"), m))?
+                        {
                             continue;
                         }
                         let (kind, group) = (r.obj.kind().to_string(), r.obj.group().to_string());
                         let mut v = r.obj.value.clone();
-                        if smp::apply(&mut v, &strip_type_meta(&patch), &kind, &group) == smp::Outcome::Delete {
+                        if smp::apply(&mut v, &strip_type_meta(&patch), &kind, &group)
+                            == smp::Outcome::Delete
+                        {
                             deleted.push(idx);
                         } else {
                             r.obj.value = v;
@@ -427,9 +611,19 @@ impl<'f> Build<'f> {
         Ok(())
     }
 
-    fn apply_smp_by_id(&self, kz: &Loaded, field: &FieldPath, patch: &Value, acc: &mut Vec<Resource>) -> Result<(), RenderError> {
+    fn apply_smp_by_id(
+        &self,
+        kz: &Loaded,
+        field: &FieldPath,
+        patch: &Value,
+        acc: &mut Vec<Resource>,
+    ) -> Result<(), RenderError> {
         let probe = Object::new(patch.clone());
-        let (kind, name, ns) = (probe.kind().to_string(), probe.name().to_string(), probe.namespace().to_string());
+        let (kind, name, ns) = (
+            probe.kind().to_string(),
+            probe.name().to_string(),
+            probe.namespace().to_string(),
+        );
         let (pg, pv) = slipway_model::split_api_version(probe.api_version());
         let hits: Vec<usize> = acc
             .iter()
@@ -456,7 +650,13 @@ impl<'f> Build<'f> {
         let r = &mut acc[idx];
         let (k, g) = (r.obj.kind().to_string(), r.obj.group().to_string());
         let mut v = r.obj.value.clone();
-        if smp::apply(&mut v, &strip_type_meta(&smp::without_identity(patch)), &k, &g) == smp::Outcome::Delete {
+        if smp::apply(
+            &mut v,
+            &strip_type_meta(&smp::without_identity(patch)),
+            &k,
+            &g,
+        ) == smp::Outcome::Delete
+        {
             acc.remove(idx);
         } else {
             r.obj.value = v;
@@ -470,7 +670,10 @@ fn strip_type_meta(patch: &Value) -> Value {
     if let Some(m) = p.as_object_mut() {
         m.remove("apiVersion");
         m.remove("kind");
-        if m.get("metadata").and_then(Value::as_object).is_some_and(|mm| mm.is_empty()) {
+        if m.get("metadata")
+            .and_then(Value::as_object)
+            .is_some_and(|mm| mm.is_empty())
+        {
             m.remove("metadata");
         }
     }
@@ -484,7 +687,10 @@ fn apply_renames(r: &mut Resource, v: Value) {
     let origin = r.obj.origin.take();
     let prev_name = r.obj.name().to_string();
     let prev_ns = r.obj.namespace().to_string();
-    r.obj = Object { value: new.value, origin };
+    r.obj = Object {
+        value: new.value,
+        origin,
+    };
     if name != prev_name || ns != prev_ns {
         r.previous.push((prev_name, prev_ns));
     }
@@ -493,12 +699,17 @@ fn apply_renames(r: &mut Resource, v: Value) {
 fn push_unique(acc: &mut Vec<Resource>, r: Resource) -> Result<(), RenderError> {
     let id = r.id();
     if let Some(existing) = acc.iter().find(|x| x.id() == id) {
-        let mut d = Diagnostic::new(format!("{id} is defined twice (an object may be added only once)"));
+        let mut d = Diagnostic::new(format!(
+            "{id} is defined twice (an object may be added only once)"
+        ));
         if let Some(o) = &r.obj.origin {
             d = d.at(o.locate(&FieldPath::root()));
         }
         if let Some(o) = &existing.obj.origin {
-            d.message.push_str(&format!("; first defined at {}", o.locate(&FieldPath::root())));
+            d.message.push_str(&format!(
+                "; first defined at {}",
+                o.locate(&FieldPath::root())
+            ));
         }
         return Err(RenderError::Input(d));
     }
@@ -509,7 +720,10 @@ fn push_unique(acc: &mut Vec<Resource>, r: Resource) -> Result<(), RenderError> 
 fn syntax(e: slipway_model::SyntaxError) -> Diagnostic {
     Diagnostic::new(e.message.clone()).at(Location {
         file: e.file.clone(),
-        pos: Some(slipway_model::Pos { line: e.line, column: e.column }),
+        pos: Some(slipway_model::Pos {
+            line: e.line,
+            column: e.column,
+        }),
     })
 }
 
@@ -528,7 +742,9 @@ fn stringify_string_maps(v: &mut Value) {
             m.values_mut().for_each(stringify);
         }
     }
-    let Some(root) = v.as_object_mut() else { return };
+    let Some(root) = v.as_object_mut() else {
+        return;
+    };
     for key in ["commonLabels", "commonAnnotations"] {
         map_values(root.get_mut(key));
     }

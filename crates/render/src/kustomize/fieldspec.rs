@@ -19,7 +19,12 @@ pub struct FieldSpec {
     pub create: bool,
 }
 
-const fn fs(kind: Option<&'static str>, group: Option<&'static str>, path: &'static str, create: bool) -> FieldSpec {
+const fn fs(
+    kind: Option<&'static str>,
+    group: Option<&'static str>,
+    path: &'static str,
+    create: bool,
+) -> FieldSpec {
     FieldSpec {
         group,
         version: None,
@@ -148,27 +153,104 @@ pub const METADATA_LABELS: &[FieldSpec] = &[fs(None, None, "metadata/labels", tr
 
 /// Pod template labels (`labels.includeTemplates`, and part of `commonLabels`).
 pub const TEMPLATE_LABELS: &[FieldSpec] = &[
-    FieldSpec { group: None, version: Some("v1"), kind: Some("ReplicationController"), path: "spec/template/metadata/labels", create: true },
-    fs(Some("Deployment"), None, "spec/template/metadata/labels", true),
-    fs(Some("ReplicaSet"), None, "spec/template/metadata/labels", true),
-    fs(Some("DaemonSet"), None, "spec/template/metadata/labels", true),
-    fs(Some("StatefulSet"), APPS, "spec/template/metadata/labels", true),
+    FieldSpec {
+        group: None,
+        version: Some("v1"),
+        kind: Some("ReplicationController"),
+        path: "spec/template/metadata/labels",
+        create: true,
+    },
+    fs(
+        Some("Deployment"),
+        None,
+        "spec/template/metadata/labels",
+        true,
+    ),
+    fs(
+        Some("ReplicaSet"),
+        None,
+        "spec/template/metadata/labels",
+        true,
+    ),
+    fs(
+        Some("DaemonSet"),
+        None,
+        "spec/template/metadata/labels",
+        true,
+    ),
+    fs(
+        Some("StatefulSet"),
+        APPS,
+        "spec/template/metadata/labels",
+        true,
+    ),
     fs(Some("Job"), BATCH, "spec/template/metadata/labels", true),
-    fs(Some("CronJob"), BATCH, "spec/jobTemplate/metadata/labels", true),
-    fs(Some("CronJob"), BATCH, "spec/jobTemplate/spec/template/metadata/labels", true),
+    fs(
+        Some("CronJob"),
+        BATCH,
+        "spec/jobTemplate/metadata/labels",
+        true,
+    ),
+    fs(
+        Some("CronJob"),
+        BATCH,
+        "spec/jobTemplate/spec/template/metadata/labels",
+        true,
+    ),
 ];
 
 /// Where `commonAnnotations` go.
 pub const ANNOTATIONS: &[FieldSpec] = &[
     fs(None, None, "metadata/annotations", true),
-    FieldSpec { group: None, version: Some("v1"), kind: Some("ReplicationController"), path: "spec/template/metadata/annotations", create: true },
-    fs(Some("Deployment"), None, "spec/template/metadata/annotations", true),
-    fs(Some("ReplicaSet"), None, "spec/template/metadata/annotations", true),
-    fs(Some("DaemonSet"), None, "spec/template/metadata/annotations", true),
-    fs(Some("StatefulSet"), APPS, "spec/template/metadata/annotations", true),
-    fs(Some("Job"), BATCH, "spec/template/metadata/annotations", true),
-    fs(Some("CronJob"), BATCH, "spec/jobTemplate/metadata/annotations", true),
-    fs(Some("CronJob"), BATCH, "spec/jobTemplate/spec/template/metadata/annotations", true),
+    FieldSpec {
+        group: None,
+        version: Some("v1"),
+        kind: Some("ReplicationController"),
+        path: "spec/template/metadata/annotations",
+        create: true,
+    },
+    fs(
+        Some("Deployment"),
+        None,
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    fs(
+        Some("ReplicaSet"),
+        None,
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    fs(
+        Some("DaemonSet"),
+        None,
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    fs(
+        Some("StatefulSet"),
+        APPS,
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    fs(
+        Some("Job"),
+        BATCH,
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    fs(
+        Some("CronJob"),
+        BATCH,
+        "spec/jobTemplate/metadata/annotations",
+        true,
+    ),
+    fs(
+        Some("CronJob"),
+        BATCH,
+        "spec/jobTemplate/spec/template/metadata/annotations",
+        true,
+    ),
 ];
 
 /// Where `replicas:` writes.
@@ -184,7 +266,12 @@ pub const IMAGES: &[FieldSpec] = &[
     fs(None, None, "spec/containers[]/image", false),
     fs(None, None, "spec/initContainers[]/image", false),
     fs(None, None, "spec/template/spec/containers[]/image", false),
-    fs(None, None, "spec/template/spec/initContainers[]/image", false),
+    fs(
+        None,
+        None,
+        "spec/template/spec/initContainers[]/image",
+        false,
+    ),
 ];
 
 /// Kinds whose names prefixes and suffixes leave alone.
@@ -236,22 +323,42 @@ mod tests {
     fn paths_split_on_unescaped_slashes() {
         assert_eq!(
             split_path("metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret"),
-            vec!["metadata", "annotations", "nginx.ingress.kubernetes.io/auth-secret"]
+            vec![
+                "metadata",
+                "annotations",
+                "nginx.ingress.kubernetes.io/auth-secret"
+            ]
         );
-        assert_eq!(split_path("spec/containers[]/image"), vec!["spec", "containers", "image"]);
+        assert_eq!(
+            split_path("spec/containers[]/image"),
+            vec!["spec", "containers", "image"]
+        );
     }
 
     #[test]
     fn visit_walks_sequences_and_creates_only_when_asked() {
-        let mut v = json!({"spec": {"containers": [{"image": "a"}, {"image": "b"}, {"name": "c"}]}});
+        let mut v =
+            json!({"spec": {"containers": [{"image": "a"}, {"image": "b"}, {"name": "c"}]}});
         let mut seen = Vec::new();
-        visit(&mut v, &split_path("spec/containers/image"), false, &mut |x| seen.push(x.clone()));
+        visit(
+            &mut v,
+            &split_path("spec/containers/image"),
+            false,
+            &mut |x| seen.push(x.clone()),
+        );
         assert_eq!(seen, vec![json!("a"), json!("b")]);
         let mut v = json!({"kind": "X"});
-        visit(&mut v, &split_path("metadata/labels"), true, &mut |x| *x = json!({"a": "b"}));
+        visit(&mut v, &split_path("metadata/labels"), true, &mut |x| {
+            *x = json!({"a": "b"})
+        });
         assert_eq!(v, json!({"kind": "X", "metadata": {"labels": {"a": "b"}}}));
         let mut v = json!({"kind": "X"});
-        visit(&mut v, &split_path("spec/selector/matchLabels"), false, &mut |x| *x = json!(1));
+        visit(
+            &mut v,
+            &split_path("spec/selector/matchLabels"),
+            false,
+            &mut |x| *x = json!(1),
+        );
         assert_eq!(v, json!({"kind": "X"}));
     }
 }

@@ -29,7 +29,11 @@ pub fn generate(
     global: Option<&GeneratorOptions>,
     read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
 ) -> Result<Resource, String> {
-    let name = g.name.clone().filter(|n| !n.is_empty()).ok_or("a generator needs a `name`")?;
+    let name = g
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or("a generator needs a `name`")?;
     let mut pairs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut envs: Vec<&String> = g.envs.iter().collect();
     if let Some(e) = &g.env {
@@ -37,9 +41,14 @@ pub fn generate(
     }
     for env in envs {
         let bytes = read(env)?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("env file {env:?} is not UTF-8"))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("env file {env:?} is not UTF-8"))?;
         for (i, line) in text.split('\n').enumerate() {
-            let line = if i == 0 { line.trim_start_matches('\u{feff}') } else { line };
+            let line = if i == 0 {
+                line.trim_start_matches('\u{feff}')
+            } else {
+                line
+            };
             let line = line.trim_end_matches('\r').trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -49,7 +58,10 @@ pub fn generate(
                 None => (line.to_string(), std::env::var(line).unwrap_or_default()),
             };
             if !is_env_var_name(&k) {
-                return Err(format!("{env}:{}: {k:?} is not a valid environment variable name", i + 1));
+                return Err(format!(
+                    "{env}:{}: {k:?} is not a valid environment variable name",
+                    i + 1
+                ));
             }
             pairs.push((k, v.into_bytes()));
         }
@@ -158,18 +170,26 @@ fn wrapped_base64(bytes: &[u8]) -> String {
 }
 
 fn to_map(m: &indexmap::IndexMap<String, String>) -> Value {
-    Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// Per-generator options over `generatorOptions`: maps merge, and a global
 /// `disableNameSuffixHash: true` wins (as in Kustomize).
-fn merged_options(global: Option<&GeneratorOptions>, own: Option<&GeneratorOptions>) -> GeneratorOptions {
+fn merged_options(
+    global: Option<&GeneratorOptions>,
+    own: Option<&GeneratorOptions>,
+) -> GeneratorOptions {
     let mut out = global.cloned().unwrap_or_default();
     if let Some(o) = own {
         out.labels.extend(o.labels.clone());
         out.annotations.extend(o.annotations.clone());
         if out.disable_name_suffix_hash != Some(true) {
-            out.disable_name_suffix_hash = o.disable_name_suffix_hash.or(out.disable_name_suffix_hash);
+            out.disable_name_suffix_hash =
+                o.disable_name_suffix_hash.or(out.disable_name_suffix_hash);
         }
         if o.immutable.is_some() {
             out.immutable = o.immutable;
@@ -190,7 +210,8 @@ fn remove_quotes(s: &str) -> &str {
 fn is_env_var_name(k: &str) -> bool {
     !k.is_empty()
         && !k.starts_with(|c: char| c.is_ascii_digit())
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 /// Merge a generated object into an existing one (`behavior: merge`).
@@ -198,7 +219,10 @@ pub fn merge_into(existing: &mut Resource, new: &Resource) {
     for field in ["data", "binaryData"] {
         if let Some(Value::Object(nm)) = new.obj.value.get(field) {
             let root = slipway_model::ensure_object(&mut existing.obj.value);
-            let em = slipway_model::ensure_object(root.entry(field).or_insert_with(|| Value::Object(Map::new())));
+            let em = slipway_model::ensure_object(
+                root.entry(field)
+                    .or_insert_with(|| Value::Object(Map::new())),
+            );
             for (k, v) in nm {
                 em.insert(k.clone(), v.clone());
             }
@@ -207,7 +231,10 @@ pub fn merge_into(existing: &mut Resource, new: &Resource) {
     for field in ["labels", "annotations"] {
         if let Some(Value::Object(nm)) = new.obj.value.pointer(&format!("/metadata/{field}")) {
             let meta = existing.obj.metadata_mut();
-            let em = slipway_model::ensure_object(meta.entry(field).or_insert_with(|| Value::Object(Map::new())));
+            let em = slipway_model::ensure_object(
+                meta.entry(field)
+                    .or_insert_with(|| Value::Object(Map::new())),
+            );
             for (k, v) in nm {
                 em.insert(k.clone(), v.clone());
             }
@@ -229,7 +256,13 @@ pub fn replace_into(existing: &mut Resource, new: &Resource) {
             }
         }
     }
-    merge_into(existing, &Resource { obj: Object::new(Value::Object(Map::new())), ..new.clone() });
+    merge_into(
+        existing,
+        &Resource {
+            obj: Object::new(Value::Object(Map::new())),
+            ..new.clone()
+        },
+    );
     if let Some(meta) = new.obj.value.get("metadata") {
         for field in ["labels", "annotations"] {
             if let Some(v) = meta.get(field) {
@@ -263,7 +296,10 @@ pub fn content_hash(obj: &Object) -> String {
         m.insert("binaryData", field("binaryData"));
     }
     let mut json = String::new();
-    go_json(&mut json, &Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    go_json(
+        &mut json,
+        &Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+    );
     let hex = format!("{:x}", Sha256::digest(json.as_bytes()));
     hex[..10]
         .chars()
@@ -340,7 +376,9 @@ mod tests {
     #[test]
     fn hash_matches_kustomize_for_a_known_configmap() {
         // `kubectl kustomize` names a ConfigMap with data {A: "1"} `<name>-89g4tffbfk`.
-        let o = Object::new(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"A": "1"}}));
+        let o = Object::new(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"A": "1"}}),
+        );
         assert_eq!(content_hash(&o), "89g4tffbfk");
     }
 

@@ -21,7 +21,12 @@ pub struct PatchError {
 /// partly changed; callers apply to a copy.
 pub fn apply(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
     let Some(ops) = ops.as_array() else {
-        return Err(err(0, "", "", "a JSON 6902 patch must be a list of operations"));
+        return Err(err(
+            0,
+            "",
+            "",
+            "a JSON 6902 patch must be a list of operations",
+        ));
     };
     for (i, op) in ops.iter().enumerate() {
         let name = op.get("op").and_then(Value::as_str).unwrap_or("");
@@ -30,7 +35,11 @@ pub fn apply(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
         if op.get("path").and_then(Value::as_str).is_none() {
             return Err(fail("missing `path`".into()));
         }
-        let value = || op.get("value").cloned().ok_or_else(|| fail("missing `value`".into()));
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| fail("missing `value`".into()))
+        };
         let from = || {
             op.get("from")
                 .and_then(Value::as_str)
@@ -99,7 +108,9 @@ fn split(path: &str) -> Result<(&str, String), String> {
         return Ok(("", String::new()));
     }
     if !path.starts_with('/') {
-        return Err(format!("{path:?} is not a JSON pointer (it must start with /)"));
+        return Err(format!(
+            "{path:?} is not a JSON pointer (it must start with /)"
+        ));
     }
     let (parent, last) = path.rsplit_once('/').expect("starts with a slash");
     Ok((parent, last.replace("~1", "/").replace("~0", "~")))
@@ -179,16 +190,30 @@ mod tests {
             ]),
         )
         .expect("applies");
-        assert_eq!(d, json!({"a": {"b": 2}, "l": [0, 2, 3], "c": {"b": 2}, "z": 5}));
+        assert_eq!(
+            d,
+            json!({"a": {"b": 2}, "l": [0, 2, 3], "c": {"b": 2}, "z": 5})
+        );
     }
 
     #[test]
     fn failures_name_the_operation() {
         let mut d = json!({"a": 1});
-        let e = apply(&mut d, &json!([{"op": "test", "path": "/a", "value": 2}])).expect_err("fails");
-        assert_eq!(e.to_string(), "operation 0 (test /a): test failed: expected 2, found 1");
-        let e = apply(&mut d, &json!([{"op": "replace", "path": "/b", "value": 2}])).expect_err("fails");
-        assert_eq!(e.to_string(), "operation 0 (replace /b): the path does not exist");
+        let e =
+            apply(&mut d, &json!([{"op": "test", "path": "/a", "value": 2}])).expect_err("fails");
+        assert_eq!(
+            e.to_string(),
+            "operation 0 (test /a): test failed: expected 2, found 1"
+        );
+        let e = apply(
+            &mut d,
+            &json!([{"op": "replace", "path": "/b", "value": 2}]),
+        )
+        .expect_err("fails");
+        assert_eq!(
+            e.to_string(),
+            "operation 0 (replace /b): the path does not exist"
+        );
         let e = apply(&mut d, &json!([{"op": "frob", "path": "/a"}])).expect_err("fails");
         assert!(e.message.contains("unknown op"), "{e}");
     }

@@ -85,14 +85,26 @@ fn rules() -> Vec<Rule> {
         r("Node", "spec/configSource/configMap"),
         r("Role", "rules/resourceNames"),
         r("ClusterRole", "rules/resourceNames"),
-        r("Ingress", "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap"),
+        r(
+            "Ingress",
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap",
+        ),
     ]);
     let mut secret = in_pods(SECRET_IN_POD, &[]);
     secret.extend([
         r("Ingress", "spec/tls/secretName"),
-        r("Ingress", "metadata/annotations/ingress.kubernetes.io\\/auth-secret"),
-        r("Ingress", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret"),
-        r("Ingress", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret"),
+        r(
+            "Ingress",
+            "metadata/annotations/ingress.kubernetes.io\\/auth-secret",
+        ),
+        r(
+            "Ingress",
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret",
+        ),
+        r(
+            "Ingress",
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret",
+        ),
         r("ServiceAccount", "imagePullSecrets/name"),
         r("StorageClass", "parameters/secretName"),
         r("StorageClass", "parameters/adminSecretName"),
@@ -103,49 +115,101 @@ fn rules() -> Vec<Rule> {
         r("PersistentVolume", "spec/azureFile/secretName"),
     ]);
     let service = vec![
-        Referral { kind: "StatefulSet", group: Some("apps"), path: "spec/serviceName".into() },
+        Referral {
+            kind: "StatefulSet",
+            group: Some("apps"),
+            path: "spec/serviceName".into(),
+        },
         r("Ingress", "spec/rules/http/paths/backend/serviceName"),
         r("Ingress", "spec/backend/serviceName"),
         r("Ingress", "spec/rules/http/paths/backend/service/name"),
         r("Ingress", "spec/defaultBackend/service/name"),
         r("APIService", "spec/service/name"),
-        r("ValidatingWebhookConfiguration", "webhooks/clientConfig/service"),
-        r("MutatingWebhookConfiguration", "webhooks/clientConfig/service"),
+        r(
+            "ValidatingWebhookConfiguration",
+            "webhooks/clientConfig/service",
+        ),
+        r(
+            "MutatingWebhookConfiguration",
+            "webhooks/clientConfig/service",
+        ),
         r("HTTPRoute", "spec/rules/backendRefs/name"),
     ];
-    let mut sa = vec![r("RoleBinding", "subjects"), r("ClusterRoleBinding", "subjects")];
-    sa.extend(in_pods(&["serviceAccountName"], &["ReplicaSet", "PodTemplate"]));
-    let pvc = in_pods(&["volumes/persistentVolumeClaim/claimName"], &["ReplicaSet", "PodTemplate"]);
+    let mut sa = vec![
+        r("RoleBinding", "subjects"),
+        r("ClusterRoleBinding", "subjects"),
+    ];
+    sa.extend(in_pods(
+        &["serviceAccountName"],
+        &["ReplicaSet", "PodTemplate"],
+    ));
+    let pvc = in_pods(
+        &["volumes/persistentVolumeClaim/claimName"],
+        &["ReplicaSet", "PodTemplate"],
+    );
     let priority = in_pods(&["priorityClassName"], &["ReplicaSet", "PodTemplate"]);
     vec![
         hpa("Deployment"),
         hpa("ReplicationController"),
         hpa("ReplicaSet"),
         hpa("StatefulSet"),
-        Rule { kind: "ConfigMap", referrals: cm },
-        Rule { kind: "Secret", referrals: secret },
-        Rule { kind: "Service", referrals: service },
-        Rule { kind: "Role", referrals: vec![r("RoleBinding", "roleRef/name")] },
+        Rule {
+            kind: "ConfigMap",
+            referrals: cm,
+        },
+        Rule {
+            kind: "Secret",
+            referrals: secret,
+        },
+        Rule {
+            kind: "Service",
+            referrals: service,
+        },
+        Rule {
+            kind: "Role",
+            referrals: vec![r("RoleBinding", "roleRef/name")],
+        },
         Rule {
             kind: "ClusterRole",
-            referrals: vec![r("RoleBinding", "roleRef/name"), r("ClusterRoleBinding", "roleRef/name")],
+            referrals: vec![
+                r("RoleBinding", "roleRef/name"),
+                r("ClusterRoleBinding", "roleRef/name"),
+            ],
         },
-        Rule { kind: "ServiceAccount", referrals: sa },
-        Rule { kind: "PersistentVolumeClaim", referrals: pvc },
+        Rule {
+            kind: "ServiceAccount",
+            referrals: sa,
+        },
+        Rule {
+            kind: "PersistentVolumeClaim",
+            referrals: pvc,
+        },
         Rule {
             kind: "PersistentVolume",
-            referrals: vec![r("PersistentVolumeClaim", "spec/volumeName"), r("ClusterRole", "rules/resourceNames")],
+            referrals: vec![
+                r("PersistentVolumeClaim", "spec/volumeName"),
+                r("ClusterRole", "rules/resourceNames"),
+            ],
         },
         Rule {
             kind: "StorageClass",
             referrals: vec![
                 r("PersistentVolume", "spec/storageClassName"),
                 r("PersistentVolumeClaim", "spec/storageClassName"),
-                r("StatefulSet", "spec/volumeClaimTemplates/spec/storageClassName"),
+                r(
+                    "StatefulSet",
+                    "spec/volumeClaimTemplates/spec/storageClassName",
+                ),
             ],
         },
-        Rule { kind: "PriorityClass", referrals: priority },
-        Rule { kind: "IngressClass", referrals: vec![r("Ingress", "spec/ingressClassName")] },
+        Rule {
+            kind: "PriorityClass",
+            referrals: priority,
+        },
+        Rule {
+            kind: "IngressClass",
+            referrals: vec![r("Ingress", "spec/ingressClassName")],
+        },
     ]
 }
 
@@ -194,13 +258,22 @@ pub fn fix_references(resources: &mut [Resource]) {
                 let mut segs = split_path(&referral.path);
                 let Some(field) = segs.pop() else { continue };
                 visit(&mut res.obj.value, &segs, false, &mut |parent| {
-                    let Some(pm) = parent.as_object_mut() else { return };
+                    let Some(pm) = parent.as_object_mut() else {
+                        return;
+                    };
                     // A sibling `kind` (scaleTargetRef, roleRef) must name the target kind.
-                    if pm.get("kind").and_then(Value::as_str).is_some_and(|k| k != rule.kind) && field == "name" {
+                    if pm
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| k != rule.kind)
+                        && field == "name"
+                    {
                         return;
                     }
                     let Some(v) = pm.get_mut(&field) else { return };
-                    let pick = |name: &str, ref_ns: &str| find(&candidates, rule.kind, name, ref_ns, &layers);
+                    let pick = |name: &str, ref_ns: &str| {
+                        find(&candidates, rule.kind, name, ref_ns, &layers)
+                    };
                     match v {
                         Value::String(s) => {
                             if let Some(c) = pick(s, &ns) {
@@ -215,7 +288,9 @@ pub fn fix_references(resources: &mut [Resource]) {
                                             *s = c.name.clone();
                                         }
                                     }
-                                    Value::Object(o) => update_named_object(o, rule.kind, &ns, &pick),
+                                    Value::Object(o) => {
+                                        update_named_object(o, rule.kind, &ns, &pick)
+                                    }
                                     _ => {}
                                 }
                             }
@@ -236,7 +311,10 @@ fn update_named_object<'c>(
     referrer_ns: &str,
     pick: &dyn Fn(&str, &str) -> Option<&'c Candidate>,
 ) {
-    if o.get("kind").and_then(Value::as_str).is_some_and(|k| k != target_kind) {
+    if o.get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != target_kind)
+    {
         return;
     }
     let Some(name) = o.get("name").and_then(Value::as_str).map(String::from) else {
@@ -266,7 +344,13 @@ fn same_ns(a: &str, b: &str) -> bool {
     n(a) == n(b)
 }
 
-fn find<'c>(cands: &'c [Candidate], kind: &str, name: &str, ns: &str, layers: &[String]) -> Option<&'c Candidate> {
+fn find<'c>(
+    cands: &'c [Candidate],
+    kind: &str,
+    name: &str,
+    ns: &str,
+    layers: &[String],
+) -> Option<&'c Candidate> {
     let pool: Vec<&Candidate> = cands
         .iter()
         .filter(|c| c.kind == kind && c.names.iter().any(|n| n == name))

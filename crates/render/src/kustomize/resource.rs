@@ -51,8 +51,15 @@ impl Resource {
 
     /// True when `ns` is this resource's current or any earlier namespace.
     pub fn has_any_namespace(&self, ns: &str) -> bool {
-        let norm = |s: &str| if s.is_empty() { "default".to_string() } else { s.to_string() };
-        norm(self.obj.namespace()) == norm(ns) || self.previous.iter().any(|(_, n)| norm(n) == norm(ns))
+        let norm = |s: &str| {
+            if s.is_empty() {
+                "default".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        norm(self.obj.namespace()) == norm(ns)
+            || self.previous.iter().any(|(_, n)| norm(n) == norm(ns))
     }
 
     /// Rename, remembering the old name.
@@ -74,7 +81,10 @@ impl Resource {
     }
 
     fn remember(&mut self) {
-        let cur = (self.obj.name().to_string(), self.obj.namespace().to_string());
+        let cur = (
+            self.obj.name().to_string(),
+            self.obj.namespace().to_string(),
+        );
         if self.previous.last() != Some(&cur) {
             self.previous.push(cur);
         }

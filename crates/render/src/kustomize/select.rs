@@ -10,7 +10,8 @@ use super::resource::Resource;
 pub type SelectError = String;
 
 fn anchored(pattern: &str) -> Result<regex_lite::Regex, SelectError> {
-    regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
+    regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
 }
 
 fn matches_re(pattern: &Option<String>, value: &str) -> Result<bool, SelectError> {
@@ -89,7 +90,10 @@ pub fn label_selector_matches(sel: &str, labels: &Map<String, Value>) -> Result<
             get(k).is_none_or(|v| !set.contains(&v))
         } else if let Some((k, set)) = split_set(req, " in ") {
             get(k).is_some_and(|v| set.contains(&v))
-        } else if req.chars().all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c)) {
+        } else if req
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c))
+        {
             get(req).is_some()
         } else {
             return Err(format!("invalid selector requirement {req:?}"));

@@ -166,11 +166,19 @@ fn merge_key(field: &str, path: &[String], ctx: &Ctx<'_>, patch: &[Value]) -> Op
     }
     let in_container = path.len() >= 3 && {
         let parent = &path[path.len() - 3];
-        matches!(parent.as_str(), "containers" | "initContainers" | "ephemeralContainers")
+        matches!(
+            parent.as_str(),
+            "containers" | "initContainers" | "ephemeralContainers"
+        )
     };
     let known = match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "imagePullSecrets"
-        | "resourceClaims" | "schedulingGates" => Some("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates" => Some("name"),
         "env" if in_container => Some("name"),
         "ports" if in_container => Some("containerPort"),
         "ports" if ctx.kind == "Service" && path.len() == 2 => Some("port"),
@@ -185,7 +193,15 @@ fn merge_key(field: &str, path: &[String], ctx: &Ctx<'_>, patch: &[Value]) -> Op
     if known.is_some() || ctx.builtin {
         return known;
     }
-    const ASSOCIATIVE: [&str; 7] = ["mountPath", "devicePath", "ip", "type", "topologyKey", "name", "containerPort"];
+    const ASSOCIATIVE: [&str; 7] = [
+        "mountPath",
+        "devicePath",
+        "ip",
+        "type",
+        "topologyKey",
+        "name",
+        "containerPort",
+    ];
     ASSOCIATIVE
         .into_iter()
         .find(|k| patch.iter().all(|e| e.get(*k).is_some()))
@@ -213,7 +229,10 @@ mod tests {
 
     fn check(target: Value, patch: Value, expect: Value) {
         let mut t = target;
-        assert_eq!(apply(&mut t, &patch, "Deployment", "apps"), Outcome::Patched);
+        assert_eq!(
+            apply(&mut t, &patch, "Deployment", "apps"),
+            Outcome::Patched
+        );
         assert_eq!(t, expect);
     }
 
@@ -240,7 +259,10 @@ mod tests {
             json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}, "strategy": {"type": "Recreate"}}}),
         );
         let mut t = json!({"kind": "X"});
-        assert_eq!(apply(&mut t, &json!({"$patch": "delete"}), "X", ""), Outcome::Delete);
+        assert_eq!(
+            apply(&mut t, &json!({"$patch": "delete"}), "X", ""),
+            Outcome::Delete
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ const ORDER_FIRST: &[&str] = &[
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+const ORDER_LAST: &[&str] = &[
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
 
 fn rank(kind: &str, first: &[String], last: &[String]) -> i64 {
     if let Some(i) = first.iter().position(|k| k == kind) {
@@ -43,7 +46,13 @@ fn rank(kind: &str, first: &[String], last: &[String]) -> i64 {
 
 fn gvk_string(o: &Object) -> String {
     let (g, v) = slipway_model::split_api_version(o.api_version());
-    let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
     format!("{}_{}_{}", or(g, "~G"), or(v, "~V"), or(o.kind(), "~K"))
 }
 
@@ -54,7 +63,13 @@ pub fn legacy(objs: &mut [Object], first: Option<&[String]>, last: Option<&[Stri
     let first = first.unwrap_or(&default_first);
     let last = last.unwrap_or(&default_last);
     let key = |o: &Object| {
-        let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
+        let or = |s: &str, d: &str| {
+            if s.is_empty() {
+                d.to_string()
+            } else {
+                s.to_string()
+            }
+        };
         (
             rank(o.kind(), first, last),
             gvk_string(o),

@@ -38,7 +38,12 @@ pub fn namespace(resources: &mut [Resource], ns: &str) {
             r.set_namespace(ns);
         }
         if kind == "RoleBinding" || kind == "ClusterRoleBinding" {
-            if let Some(subjects) = r.obj.value.get_mut("subjects").and_then(Value::as_array_mut) {
+            if let Some(subjects) = r
+                .obj
+                .value
+                .get_mut("subjects")
+                .and_then(Value::as_array_mut)
+            {
                 for s in subjects {
                     let Some(m) = s.as_object_mut() else { continue };
                     if m.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
@@ -46,9 +51,10 @@ pub fn namespace(resources: &mut [Resource], ns: &str) {
                     }
                     let name = m.get("name").and_then(Value::as_str).unwrap_or("");
                     let sub_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
-                    let ours = accounts
-                        .iter()
-                        .any(|(names, sa_ns)| names.iter().any(|n| n == name) && (sub_ns.is_empty() || norm(sa_ns) == norm(sub_ns)));
+                    let ours = accounts.iter().any(|(names, sa_ns)| {
+                        names.iter().any(|n| n == name)
+                            && (sub_ns.is_empty() || norm(sa_ns) == norm(sub_ns))
+                    });
                     if ours {
                         m.insert("namespace".into(), Value::String(ns.into()));
                     }
@@ -56,7 +62,12 @@ pub fn namespace(resources: &mut [Resource], ns: &str) {
             }
         }
         if kind == "APIService" {
-            if let Some(svc) = r.obj.value.pointer_mut("/spec/service").and_then(Value::as_object_mut) {
+            if let Some(svc) = r
+                .obj
+                .value
+                .pointer_mut("/spec/service")
+                .and_then(Value::as_object_mut)
+            {
                 svc.insert("namespace".into(), Value::String(ns.into()));
             }
         }
@@ -97,7 +108,11 @@ fn merge_string_map(target: &mut Value, pairs: &IndexMap<String, String>) {
     }
 }
 
-fn apply_pairs(resources: &mut [Resource], specs: &[&[FieldSpec]], pairs: &IndexMap<String, String>) {
+fn apply_pairs(
+    resources: &mut [Resource],
+    specs: &[&[FieldSpec]],
+    pairs: &IndexMap<String, String>,
+) {
     if pairs.is_empty() {
         return;
     }
@@ -112,7 +127,11 @@ fn apply_pairs(resources: &mut [Resource], specs: &[&[FieldSpec]], pairs: &Index
 pub fn common_labels(resources: &mut [Resource], pairs: &IndexMap<String, String>) {
     apply_pairs(
         resources,
-        &[fieldspec::METADATA_LABELS, fieldspec::SELECTOR_LABELS, fieldspec::TEMPLATE_LABELS],
+        &[
+            fieldspec::METADATA_LABELS,
+            fieldspec::SELECTOR_LABELS,
+            fieldspec::TEMPLATE_LABELS,
+        ],
         pairs,
     );
 }
@@ -231,15 +250,21 @@ pub fn split_image(image: &str) -> (String, String, String) {
     let colon = search.find(':').map(|i| i + slash);
     match (colon, at) {
         (None, None) => (image.to_string(), String::new(), String::new()),
-        (c, Some(a)) if c.is_none_or(|c| a < c) => {
-            (image[..a].to_string(), String::new(), image[a + 1..].to_string())
-        }
+        (c, Some(a)) if c.is_none_or(|c| a < c) => (
+            image[..a].to_string(),
+            String::new(),
+            image[a + 1..].to_string(),
+        ),
         (Some(c), Some(a)) => (
             image[..c].to_string(),
             image[c + 1..a].to_string(),
             image[a + 1..].to_string(),
         ),
-        (Some(c), None) => (image[..c].to_string(), image[c + 1..].to_string(), String::new()),
+        (Some(c), None) => (
+            image[..c].to_string(),
+            image[c + 1..].to_string(),
+            String::new(),
+        ),
         (None, Some(_)) => unreachable!("covered by the digest-only arm"),
     }
 }
@@ -256,9 +281,18 @@ mod tests {
         };
         assert_eq!(s("nginx"), ("nginx".into(), "".into(), "".into()));
         assert_eq!(s("nginx:1.2"), ("nginx".into(), "1.2".into(), "".into()));
-        assert_eq!(s("reg:5000/app:v1"), ("reg:5000/app".into(), "v1".into(), "".into()));
-        assert_eq!(s("app@sha256:abc"), ("app".into(), "".into(), "sha256:abc".into()));
-        assert_eq!(s("app:v1@sha256:abc"), ("app".into(), "v1".into(), "sha256:abc".into()));
+        assert_eq!(
+            s("reg:5000/app:v1"),
+            ("reg:5000/app".into(), "v1".into(), "".into())
+        );
+        assert_eq!(
+            s("app@sha256:abc"),
+            ("app".into(), "".into(), "sha256:abc".into())
+        );
+        assert_eq!(
+            s("app:v1@sha256:abc"),
+            ("app".into(), "v1".into(), "sha256:abc".into())
+        );
     }
 
     #[test]
@@ -286,8 +320,14 @@ mod tests {
             v.as_str().expect("string").to_string()
         };
         assert_eq!(run("app:1@sha256:x", &img(Some("2"), None)), "reg/app:2");
-        assert_eq!(run("app:1", &img(None, Some("sha256:y"))), "reg/app@sha256:y");
-        assert_eq!(run("app", &img(Some("3"), Some("sha256:z"))), "reg/app:3@sha256:z");
+        assert_eq!(
+            run("app:1", &img(None, Some("sha256:y"))),
+            "reg/app@sha256:y"
+        );
+        assert_eq!(
+            run("app", &img(Some("3"), Some("sha256:z"))),
+            "reg/app:3@sha256:z"
+        );
         assert_eq!(run("other:1", &img(Some("3"), None)), "other:1");
     }
 }
