@@ -49,7 +49,7 @@ while read -r dir; do
   [ $((i % 20)) -eq 1 ] || continue
   kubectl kustomize "$dir" > "$WORK/kubectl.yaml" 2>/dev/null
   "$SLIPWAY" render "$dir" > "$WORK/slipway.yaml"
-  if ! "$SLIPWAY" diff "$WORK/kubectl.yaml" "$WORK/slipway.yaml" > "$WORK/diff.txt"; then
+  if ! "$SLIPWAY" -q diff "$WORK/kubectl.yaml" "$WORK/slipway.yaml" > "$WORK/diff.txt"; then
     echo "error: slipway and kubectl disagree on $dir:" >&2
     cat "$WORK/diff.txt" >&2
     exit 1
