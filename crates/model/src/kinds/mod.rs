@@ -9,7 +9,7 @@
 //! - serde names are the API's own (`camelCase`, `repoURL`, `type`);
 //! - optional fields are `Option`; lists and maps default to empty;
 //! - fields the API requires but that are plain strings default to `""`, the way Go reads a
-//!   missing field, so that [`crate::validate`] reports them as missing *with a position*
+//!   missing field, so that [`crate::validate()`] reports them as missing *with a position*
 //!   instead of deserialization failing on the first one.
 //!
 //! Deserialization errors carry the field path (through `serde_path_to_error`), rendered like
