@@ -1,0 +1,14 @@
+//! Immutable images: a reproducible image builder, OCI image layouts and tarballs, Slipway's
+//! embedded OCI registry (server and client), and safe unpacking of layers into root file
+//! systems for the local runtime.
+//!
+//! **Architecture Invariant:** `oci` knows nothing about Kubernetes objects or rollouts; it
+//! deals in digests, manifests, blobs and directories.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod digest;
+pub mod media;
+
+pub use digest::{Digest, DigestError, Hasher, HashingWriter};
