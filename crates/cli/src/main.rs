@@ -9,8 +9,10 @@
 
 mod color;
 mod diff;
+mod image;
 mod kustomize;
 mod output;
+mod registry;
 mod render;
 mod source;
 mod validate;
@@ -76,6 +78,10 @@ enum Command {
     Validate(validate::ValidateArgs),
     #[command(subcommand)]
     Kustomize(kustomize::KustomizeCommand),
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff::run(args, &cli.global),
         Command::Validate(args) => validate::run(args, &cli.global),
         Command::Kustomize(cmd) => kustomize::run(cmd, &cli.global),
+        Command::Image(cmd) => image::run(cmd, &cli.global),
+        Command::Registry(cmd) => registry::run(cmd, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

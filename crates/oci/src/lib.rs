@@ -12,3 +12,11 @@ pub mod digest;
 pub mod media;
 
 pub use digest::{Digest, DigestError, Hasher, HashingWriter};
+pub mod archive;
+pub mod build;
+pub mod cache;
+pub mod client;
+pub mod dockerfile;
+pub mod layout;
+pub mod registry;
+pub mod unpack;
