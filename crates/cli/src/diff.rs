@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use slipway_render::diff::{diff_objects, unified_yaml_diff, DiffOptions, IgnoreRule};
 
-use crate::source::{DirArgs, Repos, Side};
+use crate::source::{self, DirArgs, Repos};
 use crate::{color, output, Global, EXIT_DIFFERENT, EXIT_OK};
 
 /// Show what changed between two renderings (exit 1 when they differ)
@@ -88,8 +88,8 @@ fn parse_ignore(s: &str) -> Result<IgnoreRule, String> {
 pub fn run(args: &DiffArgs, global: &Global) -> anyhow::Result<u8> {
     let mut repos = Repos::new(&global.data_dir, global.quiet);
     let render_opts = args.dir.options();
-    let old = Side::parse(&args.old).render(&render_opts, &mut repos)?;
-    let new = Side::parse(&args.new).render(&render_opts, &mut repos)?;
+    let old = source::render_side(&args.old, &render_opts, &mut repos)?;
+    let new = source::render_side(&args.new, &render_opts, &mut repos)?;
     let opts = DiffOptions {
         ignore: args.ignore.clone(),
     };

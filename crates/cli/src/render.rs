@@ -64,7 +64,7 @@ pub fn run(args: &RenderArgs, global: &Global) -> anyhow::Result<u8> {
                 if args.stats && !global.quiet {
                     eprintln!(
                         "{}: {} objects in {:.1} ms",
-                        r.path,
+                        r.path.display(),
                         objs.len(),
                         r.elapsed.as_secs_f64() * 1000.0
                     );

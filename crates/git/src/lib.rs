@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache;
 mod error;
 mod log;
 mod remote;
@@ -42,8 +43,10 @@ mod types;
 mod url;
 mod write;
 
+pub use cache::{cache_dir_name, is_url, RepoCache};
 pub use error::Error;
 pub use remote::CloneOptions;
 pub use repo::Repo;
 pub use snapshot::{DirEntry, EntryKind, Snapshot};
 pub use types::{CommitId, FileChange, LogEntry, Signature, Time};
+pub use url::redact as redact_url;

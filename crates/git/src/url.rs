@@ -138,7 +138,7 @@ fn looks_like_scp(url: &str) -> bool {
 
 /// Replaces the password in `scheme://user:password@host/...` with `***`, so URLs can go into
 /// error messages and logs.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod files;
 pub mod kustomize;
 pub mod set_image;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ use slipway_model::{Diagnostic, LoadError, Location, Object};
 
 pub use directory::DirectoryOptions;
 pub use files::{Files, GitFiles, OsFiles};
+pub use source::{render_many, render_many_git, Rendered, Source};
 
 /// Why rendering failed. Input problems carry file, line and field.
 #[derive(Debug, thiserror::Error)]
