@@ -18,6 +18,7 @@
 pub mod argocd;
 pub mod common;
 pub mod duration;
+pub mod image_build;
 pub mod rollouts;
 pub mod workloads;
 
