@@ -89,7 +89,9 @@ impl FromStr for Digest {
             value: s.to_string(),
             reason,
         };
-        let (alg, hex) = s.split_once(':').ok_or_else(|| err("expected ALGORITHM:HEX"))?;
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| err("expected ALGORITHM:HEX"))?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
@@ -98,7 +100,10 @@ impl FromStr for Digest {
         if hex.len() != algorithm.hex_len() {
             return Err(err("wrong length for the algorithm"));
         }
-        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(err("expected lowercase hex"));
         }
         Ok(Digest {
@@ -226,7 +231,9 @@ mod tests {
         assert!(!d.verify(b"hellO"));
         assert!("sha256:abc".parse::<Digest>().is_err());
         assert!("md5:00".parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
+        assert!(format!("sha256:{}", "A".repeat(64))
+            .parse::<Digest>()
+            .is_err());
     }
 
     #[test]
