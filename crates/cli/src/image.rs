@@ -26,6 +26,10 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     Export(ExportArgs),
     Import(ImportArgs),
+    Push(crate::transfer::PushArgs),
+    Pull(crate::transfer::PullArgs),
+    Copy(crate::transfer::CopyArgs),
+    Resolve(crate::transfer::ResolveArgs),
 }
 
 /// Build a reproducible OCI image without a daemon and print its manifest digest
@@ -224,6 +228,10 @@ pub fn run(cmd: &ImageCommand, global: &Global) -> anyhow::Result<u8> {
         ImageCommand::Inspect(args) => run_inspect(args),
         ImageCommand::Export(args) => run_export(args, global),
         ImageCommand::Import(args) => run_import(args, global),
+        ImageCommand::Push(args) => crate::transfer::push(args, global),
+        ImageCommand::Pull(args) => crate::transfer::pull(args, global),
+        ImageCommand::Copy(args) => crate::transfer::copy(args, global),
+        ImageCommand::Resolve(args) => crate::transfer::resolve(args, global),
     }
 }
 

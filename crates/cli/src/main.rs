@@ -15,6 +15,7 @@ mod output;
 mod registry;
 mod render;
 mod source;
+mod transfer;
 mod validate;
 
 use std::path::PathBuf;
