@@ -33,6 +33,17 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     fn client(&self, refs: &[&Reference]) -> anyhow::Result<Client> {
         let loopback = refs.iter().all(|r| is_loopback(r.registry()));
+        if !loopback && !self.plain_http {
+            let remote: Vec<&str> = refs
+                .iter()
+                .map(|r| r.registry())
+                .filter(|r| !is_loopback(r))
+                .collect();
+            anyhow::bail!(
+                "registry {} is not on a loopback address, and this build has no TLS yet: pass --plain-http if it serves plain http",
+                remote.join(", ")
+            );
+        }
         let mut credentials = Credentials::none();
         if let Some(creds) = &self.creds {
             let (user, pass) = creds
