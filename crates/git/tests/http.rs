@@ -64,11 +64,24 @@ impl Upstream {
     }
 
     fn unauthorized_responses(&self) -> usize {
-        self.server
-            .requests()
-            .iter()
-            .filter(|line| line.split(' ').nth(2) == Some("401"))
-            .count()
+        // The server logs a request after answering it, so the log of the last request can
+        // land a moment after the client saw the answer: read until the count is stable.
+        let count = || {
+            self.server
+                .requests()
+                .iter()
+                .filter(|line| line.split(' ').nth(2) == Some("401"))
+                .count()
+        };
+        let mut last = count();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = count();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
     }
 }
 
