@@ -65,6 +65,32 @@ impl Repo {
         &self.path
     }
 
+    /// The URL of the remote `name` as configured (with `insteadOf` rewrites applied), or
+    /// `None` when there is no such remote.
+    pub fn remote_url(&self, name: &str) -> Result<Option<String>, Error> {
+        match self.git.find_remote(name) {
+            Ok(remote) => Ok(remote.url().map(str::to_string)),
+            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True when tracked files of the work tree (or the index) differ from `HEAD`. Untracked
+    /// and ignored files do not count: build outputs are usually untracked. Always false
+    /// for a bare repository.
+    pub fn has_tracked_changes(&self) -> Result<bool, Error> {
+        if self.git.is_bare() {
+            return Ok(false);
+        }
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(false)
+            .include_ignored(false)
+            .exclude_submodules(true);
+        let statuses = self.git.statuses(Some(&mut options))?;
+        Ok(statuses.iter().any(|s| s.status() != git2::Status::CURRENT))
+    }
+
     /// Resolves a revision to a commit.
     ///
     /// Accepts what `git rev-parse` accepts, with Git's precedence: a full commit id, then a

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use slipway_oci::build::{
     self, load_spec_file, Base, BuildOptions, BuildOutput, BuildSpec, CopySpec, GitInfo,
-    ImageConfig, LABEL_CREATED, LABEL_REVISION, LABEL_SOURCE,
+    ImageConfig, LABEL_CREATED, LABEL_DIRTY, LABEL_REVISION, LABEL_SOURCE,
 };
 use slipway_oci::dockerfile;
 use slipway_oci::layout::{Layout, Platform};
@@ -403,6 +403,49 @@ fn two_checkouts_of_one_commit_give_the_same_digest_and_provenance() {
         .expect("git")
         .expect("a repository");
     assert_eq!(info.source, "http://git.example.com/app.git");
+    assert!(!info.dirty, "a fresh checkout is clean");
+    let clean_labels = {
+        let (_out, built) = build_in(
+            &checkout,
+            &app_spec(),
+            &BuildOptions {
+                git: Some(info),
+                ..BuildOptions::default()
+            },
+        );
+        built.image_config.config.expect("config").labels
+    };
+    assert!(!clean_labels.contains_key(LABEL_DIRTY));
+
+    // An untracked build output does not make the tree dirty; a changed tracked file does,
+    // and the image says so.
+    write(&checkout, "target/out.bin", b"built by CI", 0o644);
+    assert!(
+        !GitInfo::detect(&checkout)
+            .expect("git")
+            .expect("a repository")
+            .dirty
+    );
+    write(&checkout, "static/index.html", b"<h1>edited</h1>", 0o644);
+    let info = GitInfo::detect(&checkout)
+        .expect("git")
+        .expect("a repository");
+    assert!(info.dirty);
+    let (_out, built) = build_in(
+        &checkout,
+        &app_spec(),
+        &BuildOptions {
+            git: Some(info),
+            ..BuildOptions::default()
+        },
+    );
+    let labels = built.image_config.config.expect("config").labels;
+    assert_eq!(labels[LABEL_DIRTY], "true");
+    assert_eq!(
+        labels[LABEL_REVISION], sha,
+        "the revision still names the commit"
+    );
+
     // A directory outside any repository has no provenance.
     let plain = tempfile::tempdir().expect("tempdir");
     assert_eq!(GitInfo::detect(plain.path()).expect("no git"), None);

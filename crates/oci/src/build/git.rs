@@ -3,7 +3,7 @@
 //! timestamps are the commit's.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use slipway_git::Repo;
 
@@ -15,6 +15,9 @@ pub const LABEL_SOURCE: &str = "org.opencontainers.image.source";
 pub const LABEL_REVISION: &str = "org.opencontainers.image.revision";
 /// The `org.opencontainers.image.created` label.
 pub const LABEL_CREATED: &str = "org.opencontainers.image.created";
+/// Set to `"true"` when the image was built from a work tree with uncommitted changes to
+/// tracked files.
+pub const LABEL_DIRTY: &str = "slipway.dev/dirty";
 
 /// Where the sources of a build come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,9 @@ pub struct GitInfo {
     /// The commit time of `HEAD` (committer time, as `git log -1 --format=%ct` prints it),
     /// seconds since the epoch.
     pub time: i64,
+    /// Tracked files differ from `HEAD`: the image is not exactly the commit, and says so
+    /// with the label `slipway.dev/dirty: "true"`.
+    pub dirty: bool,
 }
 
 impl GitInfo {
@@ -51,65 +57,19 @@ impl GitInfo {
             return Ok(None);
         };
         let time = head.committer.time.map_or(head.time, |t| t.seconds);
-        let source = origin_url(top)
+        let source = repo
+            .remote_url("origin")
+            .map_err(BuildError::Git)?
             .map(|u| strip_credentials(&u))
             .unwrap_or_else(|| top.display().to_string());
+        let dirty = repo.has_tracked_changes().map_err(BuildError::Git)?;
         Ok(Some(GitInfo {
             source,
             revision: head.id.to_string(),
             time,
+            dirty,
         }))
     }
-}
-
-/// The Git directory of a work tree (`.git`, or where a `.git` file points), and the common
-/// directory that holds its config (different for linked work trees).
-fn git_common_dir(top: &Path) -> Option<PathBuf> {
-    let dot = top.join(".git");
-    let git_dir = if dot.is_dir() {
-        dot
-    } else {
-        let text = fs::read_to_string(&dot).ok()?;
-        let target = text.trim().strip_prefix("gitdir:")?.trim();
-        top.join(target)
-    };
-    match fs::read_to_string(git_dir.join("commondir")) {
-        Ok(common) => Some(git_dir.join(common.trim())),
-        Err(_) => Some(git_dir),
-    }
-}
-
-/// `remote.origin.url` from the repository's config file (not the user's or system's:
-/// those do not describe the repository). Includes and `insteadOf` rewrites are not read.
-fn origin_url(top: &Path) -> Option<String> {
-    let config = fs::read_to_string(git_common_dir(top)?.join("config")).ok()?;
-    let mut in_origin = false;
-    for line in config.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            let section = line.trim_start_matches('[').trim_end_matches(']').trim();
-            let (name, sub) = match section.split_once(char::is_whitespace) {
-                Some((n, s)) => (n, s.trim().trim_matches('"')),
-                None => (section, ""),
-            };
-            in_origin = name.eq_ignore_ascii_case("remote") && sub == "origin";
-            continue;
-        }
-        if !in_origin || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("url") {
-                let v = v.trim();
-                let v = v
-                    .strip_prefix('"')
-                    .and_then(|x| x.strip_suffix('"'))
-                    .unwrap_or(v);
-                return Some(v.to_string());
-            }
-        }
-    }
-    None
 }
 
 /// `https://user:token@host/x` becomes `https://host/x`: an image label must not leak a

@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use base::{BaseError, BaseImageSource, LayoutSource};
 pub use config::{ContainerConfig, Empty, History, ImageConfig, RootFs};
-pub use git::{GitInfo, LABEL_CREATED, LABEL_REVISION, LABEL_SOURCE};
+pub use git::{GitInfo, LABEL_CREATED, LABEL_DIRTY, LABEL_REVISION, LABEL_SOURCE};
 pub use spec::{from_object, load_spec_file, Base, BuildSpec, CopySpec, PortProtocol, SpecFile};
 
 use crate::digest::{Digest, HashingWriter};
@@ -318,6 +318,9 @@ pub fn build_with_base(
         cc.labels.insert(LABEL_SOURCE.into(), g.source.clone());
         cc.labels.insert(LABEL_REVISION.into(), g.revision.clone());
         cc.labels.insert(LABEL_CREATED.into(), created.clone());
+        if g.dirty {
+            cc.labels.insert(LABEL_DIRTY.into(), "true".into());
+        }
     }
     for (k, v) in &spec.labels {
         cc.labels.insert(k.clone(), v.clone());
