@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::fieldspec::{split_path, visit};
-use super::resource::Resource;
+use super::resource::{same_namespace, Resource};
 
 /// Workloads and where their pod spec lives.
 const POD_SPEC_AT: &[(&str, &str)] = &[
@@ -333,17 +333,6 @@ fn update_named_object<'c>(
     }
 }
 
-fn same_ns(a: &str, b: &str) -> bool {
-    fn n(s: &str) -> &str {
-        if s.is_empty() {
-            "default"
-        } else {
-            s
-        }
-    }
-    n(a) == n(b)
-}
-
 fn find<'c>(
     cands: &'c [Candidate],
     kind: &str,
@@ -354,7 +343,7 @@ fn find<'c>(
     let pool: Vec<&Candidate> = cands
         .iter()
         .filter(|c| c.kind == kind && c.names.iter().any(|n| n == name))
-        .filter(|c| c.cluster_scoped || same_ns(&c.namespace, ns))
+        .filter(|c| c.cluster_scoped || same_namespace(&c.namespace, ns))
         .collect();
     // When several renamed objects once had this name, the one built in the same
     // kustomizations as the referrer is meant.

@@ -51,15 +51,8 @@ impl Resource {
 
     /// True when `ns` is this resource's current or any earlier namespace.
     pub fn has_any_namespace(&self, ns: &str) -> bool {
-        let norm = |s: &str| {
-            if s.is_empty() {
-                "default".to_string()
-            } else {
-                s.to_string()
-            }
-        };
-        norm(self.obj.namespace()) == norm(ns)
-            || self.previous.iter().any(|(_, n)| norm(n) == norm(ns))
+        same_namespace(self.obj.namespace(), ns)
+            || self.previous.iter().any(|(_, n)| same_namespace(n, ns))
     }
 
     /// Rename, remembering the old name.
@@ -89,4 +82,16 @@ impl Resource {
             self.previous.push(cur);
         }
     }
+}
+
+/// Namespaces compare as Kubernetes places objects: no namespace means `default`.
+pub fn same_namespace(a: &str, b: &str) -> bool {
+    fn effective(ns: &str) -> &str {
+        if ns.is_empty() {
+            "default"
+        } else {
+            ns
+        }
+    }
+    effective(a) == effective(b)
 }

@@ -6,18 +6,11 @@ use serde_json::{Map, Value};
 
 use super::config::{Image, Label, Replica};
 use super::fieldspec::{self, apply_specs, FieldSpec};
-use super::resource::Resource;
+use super::resource::{same_namespace, Resource};
 
 /// Set the namespace of every namespaced resource, rename Namespace objects to it, and
 /// move RoleBinding subjects that name a ServiceAccount of this build along with it.
 pub fn namespace(resources: &mut [Resource], ns: &str) {
-    fn norm(s: &str) -> &str {
-        if s.is_empty() {
-            "default"
-        } else {
-            s
-        }
-    }
     // ServiceAccounts of the build as they are before the move: (names, namespace).
     let accounts: Vec<(Vec<String>, String)> = resources
         .iter()
@@ -53,7 +46,7 @@ pub fn namespace(resources: &mut [Resource], ns: &str) {
                     let sub_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
                     let ours = accounts.iter().any(|(names, sa_ns)| {
                         names.iter().any(|n| n == name)
-                            && (sub_ns.is_empty() || norm(sa_ns) == norm(sub_ns))
+                            && (sub_ns.is_empty() || same_namespace(sa_ns, sub_ns))
                     });
                     if ours {
                         m.insert("namespace".into(), Value::String(ns.into()));
