@@ -29,6 +29,18 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+impl From<SyntaxError> for crate::Diagnostic {
+    fn from(e: SyntaxError) -> Self {
+        crate::Diagnostic::new(e.message).at(crate::Location {
+            file: e.file,
+            pos: Some(Pos {
+                line: e.line,
+                column: e.column,
+            }),
+        })
+    }
+}
+
 /// One parsed YAML document.
 #[derive(Debug, Clone)]
 pub struct ParsedDoc {

@@ -45,15 +45,7 @@ impl RenderError {
 impl From<LoadError> for RenderError {
     fn from(e: LoadError) -> Self {
         match e {
-            LoadError::Syntax(s) => {
-                RenderError::Input(Diagnostic::new(s.message.clone()).at(Location {
-                    file: s.file.clone(),
-                    pos: Some(slipway_model::Pos {
-                        line: s.line,
-                        column: s.column,
-                    }),
-                }))
-            }
+            LoadError::Syntax(s) => RenderError::Input(s.into()),
             LoadError::Invalid(d) => RenderError::Input(d),
         }
     }
@@ -91,10 +83,9 @@ pub fn render(
             .map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
         return Ok(slipway_model::load_objects(&shown, &text)?);
     }
-    if kustomize::find_kustomization(files, &path)?.is_some() {
-        kustomize::Build::new(files).run(&path)
-    } else {
-        directory::render_directory(files, &path, &opts.directory)
+    match kustomize::Build::new(files).run_if_kustomization(&path)? {
+        Some(objs) => Ok(objs),
+        None => directory::render_directory(files, &path, &opts.directory),
     }
 }
 

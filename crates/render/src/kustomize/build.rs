@@ -23,21 +23,30 @@ pub const KUSTOMIZATION_FILES: [&str; 3] =
 /// Find the kustomization file of a directory: `Ok(None)` when there is none, an error when
 /// there are several.
 pub fn find_kustomization(files: &dyn Files, dir: &Path) -> Result<Option<PathBuf>, RenderError> {
-    let found: Vec<PathBuf> = KUSTOMIZATION_FILES
+    Ok(locate_kustomization(files, dir)?.map(|(path, _)| path))
+}
+
+/// The kustomization file of a directory and its bytes, read once.
+fn locate_kustomization(
+    files: &dyn Files,
+    dir: &Path,
+) -> Result<Option<(PathBuf, Vec<u8>)>, RenderError> {
+    let mut found: Vec<(PathBuf, Vec<u8>)> = KUSTOMIZATION_FILES
         .iter()
         .map(|n| dir.join(n))
-        .filter(|p| !files.is_dir(p) && files.read(p).ok().flatten().is_some())
+        .filter(|p| !files.is_dir(p))
+        .filter_map(|p| files.read(&p).ok().flatten().map(|bytes| (p, bytes)))
         .collect();
     match found.len() {
         0 => Ok(None),
-        1 => Ok(found.into_iter().next()),
+        1 => Ok(found.pop()),
         _ => Err(RenderError::at(
             Location::file(files.display(dir)),
             format!(
                 "found multiple kustomization files ({}); keep one",
                 found
                     .iter()
-                    .filter_map(|p| p.file_name())
+                    .filter_map(|(p, _)| p.file_name())
                     .map(|n| n.to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -80,6 +89,22 @@ impl<'f> Build<'f> {
     /// Build the kustomization in `dir` into the final, ordered objects.
     pub fn run(&mut self, dir: &Path) -> Result<Vec<Object>, RenderError> {
         let loaded = self.load(dir, None)?;
+        self.build_loaded(dir, loaded)
+    }
+
+    /// Like [`Build::run`], but `Ok(None)` when `dir` has no kustomization file (so a caller
+    /// can fall back to a plain directory without looking for the file twice).
+    pub fn run_if_kustomization(&mut self, dir: &Path) -> Result<Option<Vec<Object>>, RenderError> {
+        match locate_kustomization(self.files, dir)? {
+            None => Ok(None),
+            Some((file, bytes)) => {
+                let loaded = self.parse_kustomization(&file, bytes)?;
+                self.build_loaded(dir, loaded).map(Some)
+            }
+        }
+    }
+
+    fn build_loaded(&mut self, dir: &Path, loaded: Loaded) -> Result<Vec<Object>, RenderError> {
         let mut acc = Vec::new();
         self.accumulate(dir, &loaded, &mut acc)?;
         for r in acc.iter_mut().filter(|r| r.needs_hash) {
@@ -128,7 +153,7 @@ impl<'f> Build<'f> {
         dir: &Path,
         referenced_from: Option<(&Loaded, FieldPath)>,
     ) -> Result<Loaded, RenderError> {
-        let Some(file) = find_kustomization(self.files, dir)? else {
+        let Some((file, bytes)) = locate_kustomization(self.files, dir)? else {
             let msg = format!(
                 "no kustomization.yaml, kustomization.yml or Kustomization in {}",
                 self.files.display(dir)
@@ -138,11 +163,14 @@ impl<'f> Build<'f> {
                 None => RenderError::Input(Diagnostic::new(msg)),
             });
         };
-        let shown = self.files.display(&file);
-        let bytes = self.read(&file)?;
+        self.parse_kustomization(&file, bytes)
+    }
+
+    fn parse_kustomization(&self, file: &Path, bytes: Vec<u8>) -> Result<Loaded, RenderError> {
+        let shown = self.files.display(file);
         let text = String::from_utf8(bytes)
             .map_err(|_| RenderError::at(Location::file(shown.clone()), "not UTF-8"))?;
-        let mut docs = parse_documents(&shown, &text).map_err(|e| RenderError::Input(syntax(e)))?;
+        let mut docs = parse_documents(&shown, &text).map_err(|e| RenderError::Input(e.into()))?;
         let doc = match docs.len() {
             0 => slipway_model::yaml::ParsedDoc {
                 value: Value::Object(Default::default()),
@@ -176,20 +204,6 @@ impl<'f> Build<'f> {
             )
         })?;
         Ok(Loaded { k, origin })
-    }
-
-    fn read(&self, path: &Path) -> Result<Vec<u8>, RenderError> {
-        match self.files.read(path) {
-            Ok(Some(b)) => Ok(b),
-            Ok(None) => Err(RenderError::at(
-                Location::file(self.files.display(path)),
-                "file not found",
-            )),
-            Err(e) => Err(RenderError::at(
-                Location::file(self.files.display(path)),
-                e.to_string(),
-            )),
-        }
     }
 
     fn accumulate(
@@ -459,7 +473,7 @@ impl<'f> Build<'f> {
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
             let field = FieldPath::root().key("patchesStrategicMerge").index(i);
             let (text, name) = self.patch_text(dir, kz, &field, None, Some(entry), true)?;
-            for doc in parse_documents(&name, &text).map_err(|e| RenderError::Input(syntax(e)))? {
+            for doc in parse_documents(&name, &text).map_err(|e| RenderError::Input(e.into()))? {
                 self.apply_smp_by_id(kz, &field, &doc.value, acc)?;
             }
         }
@@ -557,7 +571,7 @@ impl<'f> Build<'f> {
     ) -> Result<(), RenderError> {
         let (text, name) =
             self.patch_text(dir, kz, field, p.path.as_deref(), p.patch.as_deref(), false)?;
-        let docs = parse_documents(&name, &text).map_err(|e| RenderError::Input(syntax(e)))?;
+        let docs = parse_documents(&name, &text).map_err(|e| RenderError::Input(e.into()))?;
         let is_json = docs.len() == 1 && docs[0].value.is_array();
         if json_only && !is_json {
             return Err(kz.err(
@@ -715,16 +729,6 @@ fn push_unique(acc: &mut Vec<Resource>, r: Resource) -> Result<(), RenderError> 
     }
     acc.push(r);
     Ok(())
-}
-
-fn syntax(e: slipway_model::SyntaxError) -> Diagnostic {
-    Diagnostic::new(e.message.clone()).at(Location {
-        file: e.file.clone(),
-        pos: Some(slipway_model::Pos {
-            line: e.line,
-            column: e.column,
-        }),
-    })
 }
 
 /// Kustomize reads label, annotation and image fields as strings even when YAML would call
