@@ -49,4 +49,4 @@ pub use remote::CloneOptions;
 pub use repo::Repo;
 pub use snapshot::{DirEntry, EntryKind, Snapshot};
 pub use types::{CommitId, FileChange, LogEntry, Signature, Time};
-pub use url::redact as redact_url;
+pub use url::{redact as redact_url, strip_credentials as strip_url_credentials};

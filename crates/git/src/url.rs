@@ -136,15 +136,22 @@ fn looks_like_scp(url: &str) -> bool {
     }
 }
 
-/// Replaces the password in `scheme://user:password@host/...` with `***`, so URLs can go into
-/// error messages and logs.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
+/// `scheme://authority/path` split into its three parts (the path keeps its leading `/`);
+/// `None` for paths and scp-like `user@host:path` forms.
+fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
+    };
+    Some((scheme, authority, path))
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `***`, so URLs can go into
+/// error messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, authority, path)) = split_url(url) else {
+        return url.to_string();
     };
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -155,9 +162,34 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Drops the whole user information: `https://user:token@host/x` becomes `https://host/x`,
+/// for URLs that are published (an image label must not leak a credential, nor a user).
+pub fn strip_credentials(url: &str) -> String {
+    match split_url(url) {
+        Some((scheme, authority, path)) => match authority.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_removed() {
+        assert_eq!(
+            strip_credentials("https://x-access-token:abc@git.example.com/a/b.git"),
+            "https://git.example.com/a/b.git"
+        );
+        assert_eq!(
+            strip_credentials("git@github.com:a/b.git"),
+            "git@github.com:a/b.git"
+        );
+        assert_eq!(strip_credentials("/srv/repo"), "/srv/repo");
+    }
 
     #[test]
     fn redacts_passwords_only() {

@@ -60,7 +60,7 @@ impl GitInfo {
         let source = repo
             .remote_url("origin")
             .map_err(BuildError::Git)?
-            .map(|u| strip_credentials(&u))
+            .map(|u| slipway_git::strip_url_credentials(&u))
             .unwrap_or_else(|| top.display().to_string());
         let dirty = repo.has_tracked_changes().map_err(BuildError::Git)?;
         Ok(Some(GitInfo {
@@ -69,38 +69,5 @@ impl GitInfo {
             time,
             dirty,
         }))
-    }
-}
-
-/// `https://user:token@host/x` becomes `https://host/x`: an image label must not leak a
-/// credential.
-pub fn strip_credentials(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            return format!("{scheme}://{host}{path}");
-        }
-    }
-    url.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_are_removed() {
-        assert_eq!(
-            strip_credentials("https://x-access-token:abc@git.example.com/a/b.git"),
-            "https://git.example.com/a/b.git"
-        );
-        assert_eq!(
-            strip_credentials("git@github.com:a/b.git"),
-            "git@github.com:a/b.git"
-        );
-        assert_eq!(strip_credentials("/srv/repo"), "/srv/repo");
     }
 }
