@@ -953,6 +953,25 @@ fn paginate(all: Vec<String>, q: &[(String, String)]) -> Result<(Vec<String>, bo
     Ok((items, more))
 }
 
+/// The `Link` header pointing at the next page of a paginated list, when there is one.
+fn next_page_link(
+    path: &str,
+    q: &[(String, String)],
+    more: bool,
+    page: &[String],
+) -> Vec<(header::HeaderName, String)> {
+    match (more, page.last()) {
+        (true, Some(last)) => {
+            let n = param(q, "n").unwrap_or_default();
+            vec![(
+                header::LINK,
+                format!("<{path}?n={n}&last={last}>; rel=\"next\""),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
 async fn tags(app: &App, parts: &Parts, name: &str) -> Result<Response, ApiError> {
     authorize(app, parts, Need::Repo(name, Action::Pull))?;
     let n = name.to_string();
@@ -967,14 +986,7 @@ async fn tags(app: &App, parts: &Parts, name: &str) -> Result<Response, ApiError
         })?;
     let q = query(&parts.uri);
     let (page, more) = paginate(all, &q)?;
-    let mut headers = Vec::new();
-    if let (true, Some(last)) = (more, page.last()) {
-        let n = param(&q, "n").unwrap_or_default();
-        headers.push((
-            header::LINK,
-            format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
-        ));
-    }
+    let headers = next_page_link(&format!("/v2/{name}/tags/list"), &q, more, &page);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "name": name, "tags": page }),
@@ -987,14 +999,7 @@ async fn catalog(app: &App, parts: &Parts) -> Result<Response, ApiError> {
     let all = blocking(app, "cannot list repositories", |s| s.repositories()).await?;
     let q = query(&parts.uri);
     let (page, more) = paginate(all, &q)?;
-    let mut headers = Vec::new();
-    if let (true, Some(last)) = (more, page.last()) {
-        let n = param(&q, "n").unwrap_or_default();
-        headers.push((
-            header::LINK,
-            format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""),
-        ));
-    }
+    let headers = next_page_link("/v2/_catalog", &q, more, &page);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "repositories": page }),
