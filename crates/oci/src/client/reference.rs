@@ -65,6 +65,21 @@ impl Reference {
         &self.registry
     }
 
+    /// True when the registry is on this machine (`localhost`, `127.0.0.0/8`, `::1`), where
+    /// plain HTTP is the norm and leaks nothing.
+    pub fn registry_is_loopback(&self) -> bool {
+        let registry = self.registry.as_str();
+        let host = match registry.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => registry,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// The host (and port) that serves the registry API: `registry-1.docker.io` for
     /// `docker.io`, else the registry itself.
     pub fn api_host(&self) -> &str {
@@ -435,5 +450,20 @@ mod tests {
             .is_err());
         let e = "app:".parse::<Reference>().expect_err("empty tag");
         assert_eq!(e.to_string(), "invalid image reference \"app:\": empty tag");
+    }
+
+    #[test]
+    fn loopback_registries_are_recognised() {
+        for (r, want) in [
+            ("127.0.0.1:5000/app", true),
+            ("localhost:5000/app", true),
+            ("[::1]:5000/app", true),
+            ("localhost/app", true),
+            ("registry.example.com/app", false),
+            ("10.0.0.1:5000/app", false),
+        ] {
+            let reference: Reference = r.parse().expect("valid");
+            assert_eq!(reference.registry_is_loopback(), want, "{r}");
+        }
     }
 }
