@@ -82,14 +82,21 @@ pub struct Rendered {
     pub elapsed: Duration,
 }
 
-fn render_one(path: &Path, opts: &RenderOptions) -> Rendered {
-    let start = Instant::now();
-    let result = render_local(path, opts);
-    Rendered {
-        path: path.to_path_buf(),
-        result,
-        elapsed: start.elapsed(),
+impl Rendered {
+    /// Run `render` for `path` and record how long it took.
+    fn timed(path: &Path, render: impl FnOnce() -> Result<Vec<Object>, RenderError>) -> Rendered {
+        let start = Instant::now();
+        let result = render();
+        Rendered {
+            path: path.to_path_buf(),
+            result,
+            elapsed: start.elapsed(),
+        }
     }
+}
+
+fn render_one(path: &Path, opts: &RenderOptions) -> Rendered {
+    Rendered::timed(path, || render_local(path, opts))
 }
 
 /// Render many work-tree paths on all cores; results keep the order of `paths`.
@@ -139,15 +146,7 @@ pub fn render_many_git(
     let files = crate::GitFiles::new(snapshot, label);
     Ok(paths
         .iter()
-        .map(|p| {
-            let start = Instant::now();
-            let result = crate::render(&files, p, opts);
-            Rendered {
-                path: p.clone(),
-                result,
-                elapsed: start.elapsed(),
-            }
-        })
+        .map(|p| Rendered::timed(p, || crate::render(&files, p, opts)))
         .collect())
 }
 
