@@ -51,7 +51,9 @@ impl PartialEq for Object {
 }
 
 /// Group, version, kind, namespace and name: what identifies an object.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ResId {
     /// API group (`""` for the core group).
     pub group: String,

@@ -1,0 +1,20 @@
+//! The GitOps controller: Applications discovered from the GitOps repository, each rendered
+//! at its tracked revision, diffed with what the runtime reports, and synced (waves, hooks,
+//! prune, self-heal). Every sync is history in the store; a rollback is a revert commit.
+//!
+//! **Architecture Invariant:** `reconcile` never starts a process or opens a socket itself:
+//! it talks to a [`slipway_runtime::Runtime`]. Decisions (what to apply, in which wave, what
+//! to prune, the application's status) are pure functions tested without I/O.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod controller;
+mod status;
+
+pub use controller::{Controller, ControllerHandle};
+
+pub use status::{
+    AppDetail, AppSummary, ControllerConfig, OperationPhase, OperationState, ReconcileError,
+    ResourceStatus, RollbackResult, SyncRequest, SyncStatus,
+};

@@ -1,0 +1,1 @@
+//! The embedded driver (to be written).
