@@ -18,3 +18,6 @@
 pub mod analysis;
 pub mod condition;
 pub mod judge;
+pub mod machine;
+
+pub use machine::{describe, resync, step};
