@@ -8,11 +8,21 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// `ReconcileError` is the shared contract and carries `RuntimeError` by value; boxing it
+// would change the public type the server matches on.
+#![allow(clippy::result_large_err)]
 
+mod app;
 mod controller;
+mod discover;
+mod metrics;
+mod plan;
+mod source;
 mod status;
+mod sync;
 
-pub use controller::{Controller, ControllerHandle};
+pub use controller::{Controller, ControllerHandle, ControllerOptions};
+pub use metrics::CycleStats;
 
 pub use status::{
     AppDetail, AppSummary, ControllerConfig, OperationPhase, OperationState, ReconcileError,
