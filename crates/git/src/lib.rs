@@ -41,6 +41,7 @@ mod repo;
 mod snapshot;
 mod types;
 mod url;
+pub mod webhook;
 mod write;
 
 pub use cache::{cache_dir_name, is_url, RepoCache};
@@ -50,3 +51,4 @@ pub use repo::Repo;
 pub use snapshot::{DirEntry, EntryKind, Snapshot};
 pub use types::{CommitId, FileChange, LogEntry, Signature, Time};
 pub use url::{redact as redact_url, strip_credentials as strip_url_credentials};
+pub use webhook::{PushEvent, WebhookError, WebhookEvent, WebhookSource};
