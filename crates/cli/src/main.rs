@@ -7,15 +7,20 @@
 
 #![forbid(unsafe_code)]
 
+mod api_client;
+mod app;
 mod color;
 mod diff;
 mod image;
 mod kustomize;
+mod logs;
 mod output;
 mod registry;
 mod render;
 mod source;
+mod status;
 mod transfer;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -35,7 +40,9 @@ Examples:
   slipway render overlays/prod
   slipway diff .@HEAD~1:apps/web apps/web
   slipway validate apps/web/overlays/prod
-  slipway kustomize set-image apps/web/overlays/staging web=registry.example.com/web:1.4.0";
+  slipway kustomize set-image apps/web/overlays/staging web=registry.example.com/web:1.4.0
+  slipway up --repo . --apps-path applications
+  slipway app list";
 
 /// Render, compare and validate GitOps manifests (Kubernetes YAML, Kustomize, Argo CD and
 /// Argo Rollouts kinds), from a work tree or from any revision of a Git repository.
@@ -83,6 +90,10 @@ enum Command {
     Image(image::ImageCommand),
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    Up(up::UpArgs),
+    App(app::AppArgs),
+    Logs(logs::LogsArgs),
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +105,10 @@ fn main() -> ExitCode {
         Command::Kustomize(cmd) => kustomize::run(cmd, &cli.global),
         Command::Image(cmd) => image::run(cmd, &cli.global),
         Command::Registry(cmd) => registry::run(cmd, &cli.global),
+        Command::Up(args) => up::run(args, &cli.global),
+        Command::App(args) => app::run(args, &cli.global),
+        Command::Logs(args) => logs::run(args, &cli.global),
+        Command::Status(args) => status::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
