@@ -15,7 +15,7 @@ done
 
 echo "building slipway and hello (release)..." >&2
 cargo build --quiet --release -p slipway-cli -p slipway-hello --manifest-path "$ROOT/Cargo.toml"
-SLIPWAY="$ROOT/target/release/slipway"
+SLIPWAY="${CARGO_TARGET_DIR:-$ROOT/target}/release/slipway"
 
 WORK="$(mktemp -d)"
 REG_PID=""

@@ -22,7 +22,7 @@ API="${API:-127.0.0.1:7070}"
 
 echo "building slipway and hello (release)..." >&2
 cargo build --quiet --release -p slipway-cli -p slipway-hello --manifest-path "$ROOT/Cargo.toml"
-SLIPWAY="$ROOT/target/release/slipway"
+SLIPWAY="${CARGO_TARGET_DIR:-$ROOT/target}/release/slipway"
 mkdir -p "$DIR"
 
 "$SLIPWAY" -q registry serve --listen "127.0.0.1:$REGISTRY_PORT" --data-dir "$DIR/registry" &
