@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Requests/s and latency of a trivial HTTP/1.1 backend, measured with wrk directly and
-# through Slipway's proxy, side by side.
+# Requests/s and latency of a trivial HTTP/1.1 backend, measured with wrk directly, through
+# Slipway's proxy as a plain pool, and through a 95/5 revision split over the same backends,
+# side by side.
 #
 #   bench/proxy.sh [duration] [connections] [wrk-threads]
 #   defaults: 10s 64 1
@@ -34,12 +35,13 @@ cleanup() { exec 3>&-; wait "$stack" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 for _ in $(seq 100); do
-  grep -q '^proxy ' "$work/addrs" 2>/dev/null && break
+  grep -q '^split ' "$work/addrs" 2>/dev/null && break
   sleep 0.1
 done
 backend=$(awk '/^backend /{print $2; exit}' "$work/addrs")
 proxy=$(awk '/^proxy /{print $2}' "$work/addrs")
-[ -n "$proxy" ] || { echo "bench stack did not start" >&2; exit 1; }
+split=$(awk '/^split /{print $2}' "$work/addrs")
+[ -n "$split" ] || { echo "bench stack did not start" >&2; exit 1; }
 
 run() { # name url
   local out
@@ -57,3 +59,4 @@ echo "wrk -t $threads -c $connections -d $duration, $(nproc) cores"
 printf '%-22s %12s %10s %10s %10s  %s\n' target 'requests/s' 'avg' 'p50' 'p99' 'errors'
 run "backend (direct)" "http://$backend/"
 run "proxy (2 backends)" "http://$proxy/"
+run "proxy (95/5 split)" "http://$split/"

@@ -1,6 +1,8 @@
 //! The system under test for `bench/proxy.sh`: `BACKENDS` minimal HTTP/1.1 backends (default
-//! 2) answering `ok`, and a proxy listener in front of them. Prints `backend <addr>` lines and
-//! a `proxy <addr>` line, then serves until standard input closes.
+//! 2) answering `ok`, a proxy listener in front of them as one plain pool, and a second one
+//! with the first backend labelled `stable`, the others `canary`, and a 95/5 split. Prints
+//! `backend <addr>` lines, a `proxy <addr>` line and a `split <addr>` line, then serves until
+//! standard input closes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,9 +29,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("backend {addr}");
         backends.push(Backend::new(format!("b{i}"), addr));
     }
+    let labelled = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            b.clone()
+                .with_revision(if i == 0 { "stable" } else { "canary" })
+        })
+        .collect();
     let proxy = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "bench")?;
     proxy.set_backends(backends);
     println!("proxy {}", proxy.local_addr());
+    let split = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "bench-split")?;
+    split.set_backends(labelled);
+    split.set_split([("stable", 95), ("canary", 5)])?;
+    println!("split {}", split.local_addr());
 
     // Serve until whoever started us closes our standard input.
     let (closed, stdin_closed) = tokio::sync::oneshot::channel::<()>();

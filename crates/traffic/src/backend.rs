@@ -1,17 +1,16 @@
 //! Backends: what the caller asks for ([`Backend`]), what the proxy keeps per backend
-//! ([`BackendState`]), and the immutable selection table the hot path reads ([`Table`]).
+//! ([`BackendState`]), and one request's claim on one backend ([`Attempt`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use tokio::sync::Notify;
 
-use crate::balance::smooth_schedule;
 use crate::pool::{Pool, PoolConfig};
-use crate::stats::{BackendStats, Counters, SnapshotInput};
+use crate::stats::{Counters, RevisionState};
 
 /// One backend of a service as the caller wants it: typically one ready replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +24,9 @@ pub struct Backend {
     pub weight: u32,
     /// Whether the backend may get requests at all. Default true.
     pub ready: bool,
+    /// The revision it runs (a pod-template hash, or a role such as `stable` or `canary`),
+    /// which [`crate::Routing`] splits and routes by. Default none: revision `""`.
+    pub revision: Option<String>,
 }
 
 impl Backend {
@@ -35,7 +37,19 @@ impl Backend {
             addr,
             weight: 1,
             ready: true,
+            revision: None,
         }
+    }
+
+    /// The same backend, labelled with `revision`.
+    pub fn with_revision(mut self, revision: impl Into<String>) -> Backend {
+        self.revision = Some(revision.into());
+        self
+    }
+
+    /// The revision label, `""` when there is none.
+    pub fn revision(&self) -> &str {
+        self.revision.as_deref().unwrap_or("")
     }
 
     /// The same backend with another weight.
@@ -106,10 +120,17 @@ impl BackendState {
     /// Increment first, then check: together with `drain` (set the flag, then read the
     /// count), both sequentially consistent, either the picker sees the flag and backs off or
     /// the drain sees the request and waits for it. Never neither.
-    fn try_acquire(self: &Arc<Self>, start: Instant) -> Option<Attempt> {
+    pub(crate) fn try_acquire(
+        self: &Arc<Self>,
+        revision: &Arc<RevisionState>,
+        mirrored: bool,
+        start: Instant,
+    ) -> Option<Attempt> {
         self.inflight.fetch_add(1, Ordering::SeqCst);
         let attempt = Attempt {
             backend: Arc::clone(self),
+            revision: Arc::clone(revision),
+            mirrored,
             start,
             state: AttemptState::Picked,
         };
@@ -164,11 +185,15 @@ enum AttemptState {
 }
 
 /// One request's claim on one backend, from the pick to the end of the response body. Holds
-/// the in-flight count; its drop does the accounting.
+/// the in-flight count; its drop does the accounting, in the backend's counters (primary
+/// traffic only) and in its revision's (primary or mirrored).
 #[derive(Debug)]
 pub(crate) struct Attempt {
     backend: Arc<BackendState>,
-    /// When the request arrived at the proxy.
+    revision: Arc<RevisionState>,
+    /// A mirrored copy: counted in the revision's mirrored counters only.
+    mirrored: bool,
+    /// When the request arrived at the proxy (or the mirrored copy was dispatched).
     start: Instant,
     state: AttemptState,
 }
@@ -176,6 +201,32 @@ pub(crate) struct Attempt {
 impl Attempt {
     pub(crate) fn backend(&self) -> &Arc<BackendState> {
         &self.backend
+    }
+
+    pub(crate) fn revision(&self) -> &Arc<RevisionState> {
+        &self.revision
+    }
+
+    /// Calls `f` on every set of counters this attempt is accounted in.
+    fn each(&self, f: impl Fn(&Counters)) {
+        if self.mirrored {
+            f(&self.revision.mirrored);
+        } else {
+            f(&self.backend.counters);
+            f(&self.revision.primary);
+        }
+    }
+
+    pub(crate) fn connect_error(&self) {
+        self.each(Counters::connect_error);
+    }
+
+    pub(crate) fn upstream_error(&self) {
+        self.each(Counters::upstream_error);
+    }
+
+    pub(crate) fn downstream_error(&self) {
+        self.each(Counters::downstream_error);
     }
 
     /// Whether the request is being handed to a connection: while it is, a client that goes
@@ -191,7 +242,7 @@ impl Attempt {
 
     /// A response with `status` goes to the client on behalf of this backend.
     pub(crate) fn answered(&mut self, status: StatusCode) {
-        self.backend.counters.answered(status);
+        self.each(|c| c.answered(status));
         self.state = AttemptState::Answered;
     }
 }
@@ -203,96 +254,17 @@ impl Drop for Attempt {
             // left during the connect): not a request of this backend.
             AttemptState::Picked => {}
             AttemptState::Sent => {
-                self.backend.counters.canceled();
-                self.backend.counters.observe(self.start.elapsed());
+                let elapsed = self.start.elapsed();
+                self.each(|c| {
+                    c.canceled();
+                    c.observe(elapsed);
+                });
             }
-            AttemptState::Answered => self.backend.counters.observe(self.start.elapsed()),
+            AttemptState::Answered => {
+                let elapsed = self.start.elapsed();
+                self.each(|c| c.observe(elapsed));
+            }
         }
         self.backend.release();
-    }
-}
-
-/// One entry of a [`Table`].
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) state: Arc<BackendState>,
-    pub(crate) weight: u32,
-    pub(crate) ready: bool,
-}
-
-/// An immutable backend set with its precomputed schedule. Replaced whole on every change;
-/// requests keep the table they started with.
-#[derive(Debug, Default)]
-pub(crate) struct Table {
-    pub(crate) entries: Vec<Entry>,
-    /// Indices into `entries`, in smooth weighted round-robin order; ready, weighted and not
-    /// draining entries only.
-    schedule: Vec<u32>,
-    cursor: AtomicUsize,
-}
-
-impl Table {
-    /// A table over `entries`, starting its rotation at `cursor` (carried over from the
-    /// previous table so that frequent updates do not favour the first backend).
-    pub(crate) fn new(entries: Vec<Entry>, cursor: usize) -> Table {
-        let weights: Vec<u32> = entries
-            .iter()
-            .map(|e| {
-                if e.ready && !e.state.is_draining() {
-                    e.weight
-                } else {
-                    0
-                }
-            })
-            .collect();
-        Table {
-            schedule: smooth_schedule(&weights),
-            entries,
-            cursor: AtomicUsize::new(cursor),
-        }
-    }
-
-    pub(crate) fn cursor(&self) -> usize {
-        self.cursor.load(Ordering::Relaxed)
-    }
-
-    /// The next backend in the rotation that is not in `excluded` and not draining, with the
-    /// request counted in flight there; `None` when there is none.
-    pub(crate) fn pick(&self, excluded: &[usize], start: Instant) -> Option<(usize, Attempt)> {
-        let n = self.schedule.len();
-        if n == 0 {
-            return None;
-        }
-        let first = self.cursor.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let index = self.schedule[first.wrapping_add(i) % n] as usize;
-            if excluded.contains(&index) {
-                continue;
-            }
-            if let Some(attempt) = self.entries[index].state.try_acquire(start) {
-                return Some((index, attempt));
-            }
-        }
-        None
-    }
-
-    pub(crate) fn find(&self, id: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.state.id == id)
-    }
-
-    pub(crate) fn stats(&self) -> Vec<BackendStats> {
-        self.entries
-            .iter()
-            .map(|e| {
-                e.state.counters.snapshot(SnapshotInput {
-                    id: &e.state.id,
-                    addr: e.state.addr,
-                    weight: e.weight,
-                    ready: e.ready,
-                    draining: e.state.is_draining(),
-                    inflight: e.state.inflight(),
-                })
-            })
-            .collect()
     }
 }

@@ -10,14 +10,23 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::backend::Attempt;
+use crate::mirror::Tee;
 use crate::pool::{check_in, Sender};
 
-/// A client's request body on its way to a backend. Remembers whether it broke, so that the
-/// resulting upstream error can be blamed on the client.
+/// A client's request body on its way to a backend (or a mirrored copy's buffered body).
+/// Remembers whether it broke, so that the resulting upstream error can be blamed on the
+/// client, and tees its frames to a mirror when told to.
 #[derive(Debug)]
 pub(crate) struct RequestBody {
-    inner: Incoming,
+    inner: RequestKind,
     broken: Option<Arc<AtomicBool>>,
+    tee: Option<Tee>,
+}
+
+#[derive(Debug)]
+enum RequestKind {
+    Incoming(Incoming),
+    Full(Option<Bytes>),
 }
 
 impl RequestBody {
@@ -26,10 +35,25 @@ impl RequestBody {
     pub(crate) fn new(inner: Incoming) -> (RequestBody, Option<Arc<AtomicBool>>) {
         let broken = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let body = RequestBody {
-            inner,
+            inner: RequestKind::Incoming(inner),
             broken: broken.clone(),
+            tee: None,
         };
         (body, broken)
+    }
+
+    /// A body already in memory.
+    pub(crate) fn full(bytes: Bytes) -> RequestBody {
+        RequestBody {
+            inner: RequestKind::Full((!bytes.is_empty()).then_some(bytes)),
+            broken: None,
+            tee: None,
+        }
+    }
+
+    /// Copies every frame to `tee` as it passes, and tells it when the body ends.
+    pub(crate) fn tee(&mut self, tee: Tee) {
+        self.tee = Some(tee);
     }
 }
 
@@ -42,19 +66,46 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let inner = match &mut this.inner {
+            RequestKind::Full(bytes) => {
+                return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
+            RequestKind::Incoming(inner) => inner,
+        };
+        let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
         if let (Some(Err(_)), Some(broken)) = (&frame, &this.broken) {
             broken.store(true, Ordering::Relaxed);
+        }
+        if let Some(tee) = &mut this.tee {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        tee.data(data);
+                    }
+                    if inner.is_end_stream() {
+                        tee.end();
+                    }
+                }
+                None => tee.end(),
+                Some(Err(_)) => tee.fail(),
+            }
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            RequestKind::Incoming(inner) => inner.is_end_stream(),
+            RequestKind::Full(bytes) => bytes.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            RequestKind::Incoming(inner) => inner.size_hint(),
+            RequestKind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            RequestKind::Full(None) => SizeHint::with_exact(0),
+        }
     }
 }
 
@@ -148,7 +199,7 @@ impl Body for ProxyBody {
                     }
                     Some(Err(_)) => {
                         if let Some(attempt) = &up.attempt {
-                            attempt.backend().counters.upstream_error();
+                            attempt.upstream_error();
                         }
                         up.finish(false);
                     }

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 use crate::backend::{Backend, DrainOutcome};
 use crate::error::Error;
 use crate::proxy::{Proxy, ProxyOptions};
+use crate::routing::{Routing, RoutingError};
 use crate::stats::ServiceStats;
 
 /// Grace period for open connections when a [`Listener`] is dropped without
@@ -111,6 +112,25 @@ impl Listener {
     /// See [`Proxy::set_backends`].
     pub fn set_backends(&self, backends: Vec<Backend>) {
         self.proxy.set_backends(backends);
+    }
+
+    /// See [`Proxy::set_routing`].
+    pub fn set_routing(&self, routing: Routing) -> Result<(), RoutingError> {
+        self.proxy.set_routing(routing)
+    }
+
+    /// See [`Proxy::set_split`].
+    pub fn set_split<I, S>(&self, weights: I) -> Result<(), RoutingError>
+    where
+        I: IntoIterator<Item = (S, u32)>,
+        S: Into<String>,
+    {
+        self.proxy.set_split(weights)
+    }
+
+    /// See [`Proxy::routing`].
+    pub fn routing(&self) -> Routing {
+        self.proxy.routing()
     }
 
     /// See [`Proxy::drain`].

@@ -1,9 +1,10 @@
-//! Per-backend counters (lock-free, updated on the hot path), their snapshots, and the
-//! Prometheus text exposition of those snapshots.
+//! Per-backend and per-revision counters (lock-free, updated on the hot path), their
+//! snapshots, and the Prometheus text exposition of those snapshots.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
@@ -93,8 +94,68 @@ impl Histogram {
     }
 }
 
-/// A snapshot of one service: its backends (those in the current set, draining ones included)
-/// and the requests that found no backend at all.
+/// Why a request selected for mirroring was not mirrored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SkipReason {
+    BodyTooLarge = 0,
+    Busy = 1,
+    NoBackend = 2,
+    IncompleteBody = 3,
+}
+
+/// Live counters of one revision: RED for primary and mirrored traffic, fallbacks and mirror
+/// skips. Kept across table swaps while the revision is referenced (by a backend, the split
+/// or a route).
+#[derive(Debug)]
+pub(crate) struct RevisionState {
+    pub(crate) name: String,
+    pub(crate) primary: Counters,
+    pub(crate) mirrored: Counters,
+    fallback: AtomicU64,
+    skipped: [AtomicU64; 4],
+}
+
+impl RevisionState {
+    pub(crate) fn new(name: &str) -> Arc<RevisionState> {
+        Arc::new(RevisionState {
+            name: name.to_owned(),
+            primary: Counters::default(),
+            mirrored: Counters::default(),
+            fallback: AtomicU64::new(0),
+            skipped: Default::default(),
+        })
+    }
+
+    /// A request meant for this revision was served by another: it had no ready backend.
+    pub(crate) fn fell_back(&self) {
+        self.fallback.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn mirror_skipped(&self, reason: SkipReason) {
+        self.skipped[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, weight: Option<u32>, ready_backends: usize) -> RevisionStats {
+        let s = |r: SkipReason| self.skipped[r as usize].load(Relaxed);
+        RevisionStats {
+            revision: self.name.clone(),
+            weight,
+            ready_backends,
+            primary: self.primary.traffic(),
+            mirrored: self.mirrored.traffic(),
+            fallback: self.fallback.load(Relaxed),
+            mirror_skipped: MirrorSkipped {
+                body_too_large: s(SkipReason::BodyTooLarge),
+                busy: s(SkipReason::Busy),
+                no_backend: s(SkipReason::NoBackend),
+                incomplete_body: s(SkipReason::IncompleteBody),
+            },
+        }
+    }
+}
+
+/// A snapshot of one service: its backends (those in the current set, draining ones
+/// included), its revisions, and the requests that found no backend at all.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceStats {
     /// The service (listener) name.
@@ -103,12 +164,79 @@ pub struct ServiceStats {
     pub no_backend: u64,
     /// One entry per backend in the current set, in the order it was given.
     pub backends: Vec<BackendStats>,
+    /// One entry per revision referenced by a backend, the split or a route: split order
+    /// first, then in order of appearance. Backends without a revision form revision `""`.
+    pub revisions: Vec<RevisionStats>,
 }
 
 impl ServiceStats {
     /// The backend with this id, if it is in the current set.
     pub fn backend(&self, id: &str) -> Option<&BackendStats> {
         self.backends.iter().find(|b| b.id == id)
+    }
+
+    /// The revision with this name, if it is referenced.
+    pub fn revision(&self, name: &str) -> Option<&RevisionStats> {
+        self.revisions.iter().find(|r| r.revision == name)
+    }
+}
+
+/// RED numbers of one revision (primary and mirrored traffic kept apart), for judging a
+/// canary or a shadow against the stable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RevisionStats {
+    /// The revision label (`""` for backends without one).
+    pub revision: String,
+    /// Its weight in the split; `None` when the service has no split.
+    pub weight: Option<u32>,
+    /// Backends of the revision that are ready, weighted and not draining.
+    pub ready_backends: usize,
+    /// Requests the clients got their response for from this revision.
+    pub primary: TrafficStats,
+    /// Copies sent to this revision by mirror routes (responses discarded). Latency runs
+    /// from the copy's dispatch to the end of its response body.
+    pub mirrored: TrafficStats,
+    /// Requests meant for this revision (by the split, a header route or the sticky cookie)
+    /// that another revision served because this one had no ready backend.
+    pub fallback: u64,
+    /// Requests sampled for mirroring to this revision that were not mirrored.
+    pub mirror_skipped: MirrorSkipped,
+}
+
+/// Requests, responses by status class, failures and latency of some traffic.
+///
+/// Once nothing is in flight, `requests == responses.total() + errors.canceled ==
+/// latency.count`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficStats {
+    /// Exchanges finished (answered or canceled).
+    pub requests: u64,
+    /// Responses by status class, the proxy's own 502s on a backend's behalf included.
+    pub responses: ResponseClasses,
+    /// Failures by kind (a mirror that timed out counts as canceled).
+    pub errors: ErrorCounts,
+    /// Latency histogram.
+    pub latency: LatencyStats,
+}
+
+/// Why requests sampled for mirroring were not mirrored (the primary is never affected).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MirrorSkipped {
+    /// The request body was larger than [`crate::ProxyOptions::mirror_max_body`].
+    pub body_too_large: u64,
+    /// [`crate::ProxyOptions::mirror_max_inflight`] mirrors were already in flight.
+    pub busy: u64,
+    /// The mirror revision had no ready backend.
+    pub no_backend: u64,
+    /// The request body did not arrive whole (the client broke it, or the primary answered
+    /// without reading it).
+    pub incomplete_body: u64,
+}
+
+impl MirrorSkipped {
+    /// All skipped mirrors.
+    pub fn total(&self) -> u64 {
+        self.body_too_large + self.busy + self.no_backend + self.incomplete_body
     }
 }
 
@@ -123,6 +251,8 @@ pub struct BackendStats {
     pub id: String,
     /// Backend address.
     pub addr: SocketAddr,
+    /// Revision label in the current set.
+    pub revision: Option<String>,
     /// Weight in the current set.
     pub weight: u32,
     /// Whether the backend is ready in the current set.
@@ -131,12 +261,14 @@ pub struct BackendStats {
     pub draining: bool,
     /// Requests that finished their exchange with this backend (answered or canceled). A
     /// request still waiting for its response headers is counted in `inflight` only.
+    /// Mirrored copies are not counted here (see [`RevisionStats::mirrored`]).
     pub requests: u64,
     /// Responses by status class.
     pub responses: ResponseClasses,
     /// Failures by kind.
     pub errors: ErrorCounts,
-    /// Requests picked for this backend whose response has not finished yet.
+    /// Requests picked for this backend whose response has not finished yet (mirrored copies
+    /// included: a drain waits for them too).
     pub inflight: u64,
     /// Time from the request's arrival at the proxy to the end of its response body.
     pub latency: LatencyStats,
@@ -188,6 +320,17 @@ pub struct ErrorCounts {
     pub canceled: u64,
 }
 
+impl ErrorCounts {
+    fn by_label(&self) -> [(&'static str, u64); 4] {
+        [
+            ("connect", self.connect),
+            ("upstream", self.upstream),
+            ("downstream", self.downstream),
+            ("canceled", self.canceled),
+        ]
+    }
+}
+
 /// A latency histogram snapshot with cumulative buckets, as Prometheus wants them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LatencyStats {
@@ -211,6 +354,7 @@ pub struct LatencyBucket {
 pub(crate) struct SnapshotInput<'a> {
     pub id: &'a str,
     pub addr: SocketAddr,
+    pub revision: Option<&'a str>,
     pub weight: u32,
     pub ready: bool,
     pub draining: bool,
@@ -218,14 +362,9 @@ pub(crate) struct SnapshotInput<'a> {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, input: SnapshotInput<'_>) -> BackendStats {
+    pub(crate) fn traffic(&self) -> TrafficStats {
         let c = |i: usize| self.classes[i].load(Relaxed);
-        BackendStats {
-            id: input.id.to_owned(),
-            addr: input.addr,
-            weight: input.weight,
-            ready: input.ready,
-            draining: input.draining,
+        TrafficStats {
             requests: self.requests.load(Relaxed),
             responses: ResponseClasses {
                 informational: c(0),
@@ -240,8 +379,24 @@ impl Counters {
                 downstream: self.downstream_errors.load(Relaxed),
                 canceled: self.canceled.load(Relaxed),
             },
-            inflight: input.inflight,
             latency: self.latency.snapshot(),
+        }
+    }
+
+    pub(crate) fn snapshot(&self, input: SnapshotInput<'_>) -> BackendStats {
+        let t = self.traffic();
+        BackendStats {
+            id: input.id.to_owned(),
+            addr: input.addr,
+            revision: input.revision.map(str::to_owned),
+            weight: input.weight,
+            ready: input.ready,
+            draining: input.draining,
+            requests: t.requests,
+            responses: t.responses,
+            errors: t.errors,
+            inflight: input.inflight,
+            latency: t.latency,
         }
     }
 }
@@ -255,7 +410,21 @@ impl Counters {
 /// - `slipway_backend_inflight{service,backend}` gauge;
 /// - `slipway_backend_errors_total{service,backend,kind}` counter (`connect`, `upstream`,
 ///   `downstream`, `canceled`);
-/// - `slipway_no_backend_total{service}` counter.
+/// - `slipway_no_backend_total{service}` counter;
+///
+/// and per revision (`mirrored` is `"false"` for the traffic clients got their responses
+/// from, `"true"` for mirrored copies):
+///
+/// - `slipway_revision_requests_total{service,revision,mirrored,code_class}` counter;
+/// - `slipway_revision_errors_total{service,revision,mirrored,kind}` counter;
+/// - `slipway_revision_request_duration_seconds{service,revision,mirrored}` histogram;
+/// - `slipway_revision_weight{service,revision}` gauge (only with a split);
+/// - `slipway_revision_fallback_total{service,revision}` counter;
+/// - `slipway_mirror_skipped_total{service,revision,reason}` counter (`body_too_large`,
+///   `busy`, `no_backend`, `incomplete_body`).
+///
+/// The per-revision families have names of their own rather than a `revision` label on the
+/// per-backend ones, so that summing a family never counts a request twice.
 pub fn render_prometheus(services: &[&ServiceStats]) -> String {
     let mut out = String::new();
     let each = |out: &mut String, f: &dyn Fn(&mut String, &str, &BackendStats)| {
@@ -298,29 +467,7 @@ pub fn render_prometheus(services: &[&ServiceStats]) -> String {
             Escaped(service),
             Escaped(&b.id)
         );
-        for bucket in &b.latency.buckets {
-            let _ = writeln!(
-                out,
-                "slipway_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {}",
-                Seconds(bucket.le_ms),
-                bucket.count
-            );
-        }
-        let _ = writeln!(
-            out,
-            "slipway_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-            b.latency.count
-        );
-        let _ = writeln!(
-            out,
-            "slipway_request_duration_seconds_sum{{{labels}}} {}",
-            b.latency.sum.as_secs_f64()
-        );
-        let _ = writeln!(
-            out,
-            "slipway_request_duration_seconds_count{{{labels}}} {}",
-            b.latency.count
-        );
+        histogram(out, "slipway_request_duration_seconds", &labels, &b.latency);
     });
 
     family(
@@ -346,12 +493,7 @@ pub fn render_prometheus(services: &[&ServiceStats]) -> String {
         "Failed exchanges per backend by kind: connect, upstream, downstream, canceled.",
     );
     each(&mut out, &|out, service, b| {
-        for (kind, n) in [
-            ("connect", b.errors.connect),
-            ("upstream", b.errors.upstream),
-            ("downstream", b.errors.downstream),
-            ("canceled", b.errors.canceled),
-        ] {
+        for (kind, n) in b.errors.by_label() {
             let _ = writeln!(
                 out,
                 "slipway_backend_errors_total{{service=\"{}\",backend=\"{}\",kind=\"{kind}\"}} {n}",
@@ -375,7 +517,146 @@ pub fn render_prometheus(services: &[&ServiceStats]) -> String {
             s.no_backend
         );
     }
+
+    render_revisions(&mut out, services);
     out
+}
+
+/// The per-revision families, `mirrored` telling primary traffic from mirrored copies.
+fn render_revisions(out: &mut String, services: &[&ServiceStats]) {
+    let each = |out: &mut String, f: &dyn Fn(&mut String, String, &RevisionStats)| {
+        for s in services {
+            for r in &s.revisions {
+                let labels = format!(
+                    "service=\"{}\",revision=\"{}\"",
+                    Escaped(&s.service),
+                    Escaped(&r.revision)
+                );
+                f(out, labels, r);
+            }
+        }
+    };
+    let both = |r: &RevisionStats| [("false", r.primary.clone()), ("true", r.mirrored.clone())];
+
+    family(
+        out,
+        "slipway_revision_requests_total",
+        "counter",
+        "Responses per revision by status class, primary and mirrored traffic apart.",
+    );
+    each(out, &|out, labels, r| {
+        for (mirrored, t) in both(r) {
+            for (class, n) in t.responses.by_label() {
+                if class == "1xx" && n == 0 {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "slipway_revision_requests_total{{{labels},mirrored=\"{mirrored}\",code_class=\"{class}\"}} {n}"
+                );
+            }
+        }
+    });
+
+    family(
+        out,
+        "slipway_revision_errors_total",
+        "counter",
+        "Failed exchanges per revision by kind: connect, upstream, downstream, canceled.",
+    );
+    each(out, &|out, labels, r| {
+        for (mirrored, t) in both(r) {
+            for (kind, n) in t.errors.by_label() {
+                let _ = writeln!(
+                    out,
+                    "slipway_revision_errors_total{{{labels},mirrored=\"{mirrored}\",kind=\"{kind}\"}} {n}"
+                );
+            }
+        }
+    });
+
+    family(
+        out,
+        "slipway_revision_request_duration_seconds",
+        "histogram",
+        "Latency per revision: arrival to end of response body (mirrored: dispatch to end).",
+    );
+    each(out, &|out, labels, r| {
+        for (mirrored, t) in both(r) {
+            let labels = format!("{labels},mirrored=\"{mirrored}\"");
+            histogram(
+                out,
+                "slipway_revision_request_duration_seconds",
+                &labels,
+                &t.latency,
+            );
+        }
+    });
+
+    family(
+        out,
+        "slipway_revision_weight",
+        "gauge",
+        "Weight of the revision in the service's split (absent without a split).",
+    );
+    each(out, &|out, labels, r| {
+        if let Some(w) = r.weight {
+            let _ = writeln!(out, "slipway_revision_weight{{{labels}}} {w}");
+        }
+    });
+
+    family(
+        out,
+        "slipway_revision_fallback_total",
+        "counter",
+        "Requests meant for the revision that another served: it had no ready backend.",
+    );
+    each(out, &|out, labels, r| {
+        let _ = writeln!(
+            out,
+            "slipway_revision_fallback_total{{{labels}}} {}",
+            r.fallback
+        );
+    });
+
+    family(
+        out,
+        "slipway_mirror_skipped_total",
+        "counter",
+        "Requests sampled for mirroring to the revision that were not mirrored, by reason.",
+    );
+    each(out, &|out, labels, r| {
+        let m = r.mirror_skipped;
+        for (reason, n) in [
+            ("body_too_large", m.body_too_large),
+            ("busy", m.busy),
+            ("no_backend", m.no_backend),
+            ("incomplete_body", m.incomplete_body),
+        ] {
+            let _ = writeln!(
+                out,
+                "slipway_mirror_skipped_total{{{labels},reason=\"{reason}\"}} {n}"
+            );
+        }
+    });
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, latency: &LatencyStats) {
+    for bucket in &latency.buckets {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"{}\"}} {}",
+            Seconds(bucket.le_ms),
+            bucket.count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+        latency.count
+    );
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", latency.sum.as_secs_f64());
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", latency.count);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -423,6 +704,7 @@ mod tests {
         SnapshotInput {
             id,
             addr: "127.0.0.1:1".parse().expect("literal address"),
+            revision: None,
             weight: 1,
             ready: true,
             draining: false,
@@ -483,6 +765,7 @@ mod tests {
                 inflight: 4,
                 ..input("a\\1")
             })],
+            revisions: Vec::new(),
         };
         let text = render_prometheus(&[&stats]);
         let l = r#"service="we\"b",backend="a\\1""#;
