@@ -19,5 +19,9 @@ pub mod analysis;
 pub mod condition;
 pub mod judge;
 pub mod machine;
+pub mod providers;
+pub mod run;
 
 pub use machine::{describe, resync, step};
+pub use providers::{Provider, Providers, TrafficStats};
+pub use run::{AnalysisRun, AnalysisRunner};
