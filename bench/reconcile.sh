@@ -33,7 +33,9 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 
-(cd "$ROOT" && "$SLIPWAY" -q image build examples/hello/image.yaml --output "oci:$WORK/hello-oci" --tag hello:bench)
+# The same image as examples/hello/image.yaml, from wherever cargo put the binary.
+"$SLIPWAY" -q image build --context "$(dirname "$SLIPWAY")" --copy hello:/app/hello:0755 \
+  --entrypoint /app/hello --env PORT=8080 --output "oci:$WORK/hello-oci" --tag hello:bench
 DIGEST=$("$SLIPWAY" -q image push "oci:$WORK/hello-oci" "127.0.0.1:$PORT/hello:bench")
 IMAGE="127.0.0.1:$PORT/hello@$DIGEST"
 echo "image: $IMAGE" >&2

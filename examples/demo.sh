@@ -33,7 +33,9 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
-(cd "$ROOT" && "$SLIPWAY" -q image build examples/hello/image.yaml --output "oci:$DIR/hello-oci" --tag hello:0.1.0)
+# The same image as examples/hello/image.yaml, from wherever cargo put the binary.
+"$SLIPWAY" -q image build --context "$(dirname "$SLIPWAY")" --copy hello:/app/hello:0755 \
+  --entrypoint /app/hello --env PORT=8080 --output "oci:$DIR/hello-oci" --tag hello:0.1.0
 DIGEST=$("$SLIPWAY" -q image push "oci:$DIR/hello-oci" "127.0.0.1:$REGISTRY_PORT/hello:0.1.0" 2>/dev/null \
   || "$SLIPWAY" -q image resolve "127.0.0.1:$REGISTRY_PORT/hello:0.1.0")
 echo "image: 127.0.0.1:$REGISTRY_PORT/hello@$DIGEST" >&2
