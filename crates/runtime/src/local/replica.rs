@@ -3,7 +3,10 @@
 //!
 //! **Restarts** (Deployments, `restartPolicy: Always`): with heal on, an exited replica is
 //! restarted at once the first time, then after a backoff that doubles from 0.5 s to 30 s
-//! and resets once a run lasted 60 s. With heal off it stays down, and the Deployment is
+//! and resets once a run lasted 10 s. So a replica killed from outside comes back at once
+//! (that is drift correction), while one that keeps dying soon after starting backs off like
+//! Kubernetes' CrashLoopBackOff (whose 10 s base and 10 min reset are tuned for clusters
+//! where a restart is costly; here it is a process start). With heal off it stays down, and the Deployment is
 //! Degraded with `replica <pod> exited: ...` (the drift the reconciler reports) until heal is
 //! turned on. A failing liveness probe restarts it regardless of heal: that is the app's
 //! own instruction, not drift. A pod is one unit: when one of its containers exits, the
@@ -32,8 +35,8 @@ use super::Inner;
 
 /// How fast readiness is probed before it first passes.
 const FAST_PROBE: Duration = Duration::from_millis(50);
-/// A run this long resets the backoff.
-const BACKOFF_RESET: Duration = Duration::from_secs(60);
+/// A run this long resets the backoff: the replica was not crash-looping.
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
 /// The longest backoff.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
