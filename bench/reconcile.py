@@ -263,7 +263,10 @@ def bench_drift(server, data, runs, gap):
         wait("3 ready replicas", lambda: healthy(server.app("hello"), 3)
              and len(replica_pids(data)) == 3)
         before = replica_pids(data)
-        victim = sorted(before)[i % len(before)]
+        # By pod name: a restarted pod keeps its name (not its pid), so each pod is killed
+        # every third run.
+        by_pod = sorted(before, key=lambda pid: before[pid][0])
+        victim = by_pod[i % len(by_pod)]
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
 
