@@ -74,8 +74,7 @@ pub fn spawn(spec: &ProcessSpec, log: &Path, marker: &str) -> io::Result<Child> 
             cmd.env("PATH", path);
         }
     }
-    let mut child = cmd
-        .spawn()
+    let mut child = spawn_retrying(&mut cmd)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", spec.program.display())))?;
     if let Some(out) = child.stdout.take() {
         tokio::spawn(copy_lines(out, "stdout", Arc::clone(&file)));
@@ -84,6 +83,29 @@ pub fn spawn(spec: &ProcessSpec, log: &Path, marker: &str) -> io::Result<Child> 
         tokio::spawn(copy_lines(err, "stderr", file));
     }
     Ok(child)
+}
+
+/// `cmd.spawn()`, retried for a moment while exec fails with ETXTBSY ("Text file busy").
+///
+/// A freshly unpacked executable is still open for writing in any child another thread of
+/// this process forked while the unpack wrote it (the descriptor is close-on-exec, so it
+/// lives only until that child's own exec). Until then exec of the new file fails with
+/// ETXTBSY: the first start of a new image in a busy runtime (other replicas, Jobs or hooks
+/// starting) would fail, and with heal off stay failed. The window is the time between a
+/// fork and its exec, so a few short retries close it (about 130 ms at most; they block this
+/// worker thread only on that rare path).
+fn spawn_retrying(cmd: &mut tokio::process::Command) -> io::Result<Child> {
+    let busy = Some(rustix::io::Errno::TXTBSY.raw_os_error());
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == busy && delay <= Duration::from_millis(64) => {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn copy_lines(
