@@ -1,12 +1,14 @@
-//! The controller end to end against real Git repositories and a real SQLite store, with the
-//! in-memory runtime of `support` standing in for processes (see `local_runtime.rs` for the
-//! same flows on the real local runtime).
+//! The controller end to end against real Git repositories, a real SQLite store and the real
+//! local runtime: hello replicas from a real registry, ConfigMaps where an object only has to
+//! exist, and Jobs running `/bin/sh` whose side effects (lines appended to a file) show the
+//! order in which a sync really ran them. `local_runtime.rs` adds traffic through Services.
 
 mod support;
 
 use slipway_reconcile::{OperationPhase, SyncRequest, SyncStatus};
-use slipway_runtime::HealthStatus;
+use slipway_runtime::{HealthStatus, Runtime};
 use slipway_store::{SyncOperation, SyncResult};
+use slipway_testkit::{wait_until, HelloRegistry};
 use support::*;
 
 fn hello_app(f: &Fixture, policy: &str, image: &str) {
@@ -27,20 +29,19 @@ fn hello_app(f: &Fixture, policy: &str, image: &str) {
         .write("apps/hello/configmap.yaml", &config_map("hello", "hi", ""));
 }
 
-fn image_of(rt: &FakeRuntime) -> String {
-    rt.manifest("Deployment", "hello").unwrap()["spec"]["template"]["spec"]["containers"][0]
-        ["image"]
-        .as_str()
-        .unwrap()
-        .to_string()
+fn count(steps: &[String], prefix: &str) -> usize {
+    steps.iter().filter(|s| s.starts_with(prefix)).count()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automated_sync_of_a_kustomize_app_is_recorded() {
+    let registry = HelloRegistry::start().await;
+    let v1 = registry.push_hello("v1").await;
+    let v2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), "hello:1");
+    hello_app(&f, &automated(true, false), &v1);
     let first = f.git.commit("hello v1");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
 
     let apps = h.applications();
@@ -57,14 +58,26 @@ async fn automated_sync_of_a_kustomize_app_is_recorded() {
         (op.kind.as_str(), op.phase),
         ("sync", OperationPhase::Succeeded)
     );
-
-    // Kind order inside the wave: ConfigMap, Service, Deployment.
+    // What runs: the three objects, all three replicas ready (the sync waited for them).
     assert_eq!(
-        rt.log(),
+        names(&rt, "hello"),
+        ["ConfigMap/hello", "Deployment/hello", "Service/hello"]
+    );
+    let d = live(&rt, "Deployment", "hello").unwrap();
+    assert_eq!(d.manifest["status"]["readyReplicas"], 3);
+    assert_eq!(rt.pods_of(&d.id).len(), 3);
+
+    // Kind order inside the wave: ConfigMap, Service, Deployment, as handed to the runtime.
+    let steps = f.sync_steps("hello");
+    let waves: Vec<&String> = steps
+        .iter()
+        .filter(|s| s.starts_with("sync.wave"))
+        .collect();
+    assert_eq!(
+        waves,
         [
-            "apply ConfigMap/hello",
-            "apply Service/hello",
-            "apply Deployment/hello"
+            "sync.wave: wave 0: applied ConfigMap default/hello, Service default/hello, \
+          Deployment.apps default/hello (3 created, 0 configured, 0 unchanged)"
         ]
     );
     let history = h.history("hello", 10).unwrap();
@@ -92,12 +105,14 @@ async fn automated_sync_of_a_kustomize_app_is_recorded() {
     assert_eq!(kinds, ["ConfigMap", "Service", "Deployment"]);
     assert!(detail.diff.is_empty(), "{}", detail.diff);
 
-    // Steady state: nothing re-rendered, nothing applied.
-    rt.clear_log();
+    // Steady state: nothing re-rendered, nothing applied, nothing restarted.
+    let running = pids(&rt);
+    assert_eq!(running.len(), 3);
     let stats = h.reconcile_all_now().await.unwrap();
     assert_eq!((stats.apps, stats.objects, stats.renders), (1, 3, 0));
     h.settled().await;
-    assert!(rt.log().is_empty(), "{:?}", rt.log());
+    assert_eq!(f.sync_steps("hello"), steps, "no sync step");
+    assert_eq!(pids(&rt), running, "the same processes");
     let metrics = h.metrics();
     assert!(
         metrics.contains("slipway_syncs_total{result=\"Succeeded\"} 1"),
@@ -105,22 +120,36 @@ async fn automated_sync_of_a_kustomize_app_is_recorded() {
     );
     assert!(metrics.contains("slipway_app_sync_status{app=\"hello\",status=\"Synced\"} 1"));
 
-    // A new commit is synced on refresh.
+    // A new commit is synced on refresh: the Deployment rolls, the rest is unchanged.
     f.git.write(
         "apps/hello/deployment.yaml",
-        &deployment("hello", "hello:2", 3, ""),
+        &deployment("hello", &v2, 3, ""),
     );
     let second = f.git.commit("hello v2");
     h.refresh("test");
     h.settled().await;
-    assert_eq!(image_of(&rt), "hello:2");
+    assert_eq!(image_of(&rt, "hello"), v2);
     let history = h.history("hello", 10).unwrap();
     assert_eq!(history[0].revision, second);
     assert_eq!(history[0].diff_summary, "+0 ~1 -0");
+    assert_eq!(history[0].result, SyncResult::Succeeded);
+    let last_wave = f
+        .sync_steps("hello")
+        .into_iter()
+        .rfind(|s| s.starts_with("sync.wave"))
+        .unwrap();
+    assert!(
+        last_wave.ends_with("(0 created, 1 configured, 2 unchanged)"),
+        "{last_wave}"
+    );
+    let now = pids(&rt);
+    assert_eq!(now.len(), 3, "old replicas are gone once the sync is done");
+    assert!(now.iter().all(|p| !running.contains(p)), "{now:?}");
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_on_and_off() {
     let f = Fixture::new();
     for (name, prune) in [("pruned", true), ("kept", false)] {
@@ -138,9 +167,12 @@ async fn prune_on_and_off() {
         );
     }
     f.git.commit("two apps");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    assert_eq!(rt.names("pruned").len(), 2);
+    assert_eq!(
+        names(&rt, "pruned"),
+        ["ConfigMap/pruned-a", "ConfigMap/pruned-b"]
+    );
 
     f.git.remove("apps/pruned/b.yaml");
     f.git.remove("apps/kept/b.yaml");
@@ -148,11 +180,19 @@ async fn prune_on_and_off() {
     h.refresh("test");
     h.settled().await;
 
-    assert_eq!(rt.names("pruned"), ["ConfigMap/pruned-a"]);
+    assert_eq!(names(&rt, "pruned"), ["ConfigMap/pruned-a"]);
+    assert_eq!(
+        count(
+            &f.sync_steps("pruned"),
+            "sync.prune: pruned ConfigMap default/pruned-b"
+        ),
+        1
+    );
     let pruned = h.application("pruned").unwrap();
     assert_eq!(pruned.summary.sync, SyncStatus::Synced);
 
-    assert_eq!(rt.names("kept"), ["ConfigMap/kept-a", "ConfigMap/kept-b"]);
+    assert_eq!(names(&rt, "kept"), ["ConfigMap/kept-a", "ConfigMap/kept-b"]);
+    assert_eq!(count(&f.sync_steps("kept"), "sync.prune"), 0);
     let kept = h.application("kept").unwrap();
     assert_eq!(kept.summary.sync, SyncStatus::OutOfSync);
     let extra = kept.resources.iter().find(|r| r.requires_pruning).unwrap();
@@ -181,22 +221,28 @@ async fn prune_on_and_off() {
     assert_eq!(op.phase, OperationPhase::Succeeded);
     assert_eq!(op.initiated_by, "api:ann");
     h.settled().await;
-    assert_eq!(rt.names("kept"), ["ConfigMap/kept-a"]);
+    assert_eq!(names(&rt, "kept"), ["ConfigMap/kept-a"]);
     assert_eq!(
         h.history("kept", 1).unwrap()[0].operation,
         SyncOperation::Manual
     );
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_commit_keeps_the_last_good_revision() {
+    let registry = HelloRegistry::start().await;
+    let v1 = registry.push_hello("v1").await;
+    let v3 = registry.push_hello("v3").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, true), "hello:1");
+    hello_app(&f, &automated(true, true), &v1);
     let good = f.git.commit("good");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    rt.clear_log();
+    let steps = f.sync_steps("hello");
+    let running = pids(&rt);
+    assert_eq!(running.len(), 3);
 
     // Broken YAML in the overlay.
     f.git.write(
@@ -213,7 +259,10 @@ async fn a_broken_commit_keeps_the_last_good_revision() {
     assert_eq!(app.revision.as_deref(), Some(bad.as_str()));
     assert_eq!(app.synced_revision.as_deref(), Some(good.as_str()));
     assert_eq!(app.health.status, HealthStatus::Healthy);
-    assert!(rt.log().is_empty(), "nothing touched: {:?}", rt.log());
+    // Nothing touched: no sync step, the same processes, the same image.
+    assert_eq!(f.sync_steps("hello"), steps);
+    assert_eq!(pids(&rt), running);
+    assert_eq!(image_of(&rt, "hello"), v1);
     assert_eq!(h.history("hello", 10).unwrap().len(), 1);
     let events = f.events("hello");
     let (_, message) = events.iter().find(|(k, _)| k == "app.error").unwrap();
@@ -226,7 +275,7 @@ async fn a_broken_commit_keeps_the_last_good_revision() {
     // Invalid (not unparsable) input is refused the same way, located at the field.
     f.git.write(
         "apps/hello/deployment.yaml",
-        &deployment("hello", "hello:1", 3, "").replace("replicas: 3", "replicas: -1"),
+        &deployment("hello", &v1, 3, "").replace("replicas: 3", "replicas: -1"),
     );
     f.git
         .write("apps/hello/configmap.yaml", &config_map("hello", "hi", ""));
@@ -236,12 +285,13 @@ async fn a_broken_commit_keeps_the_last_good_revision() {
     let error = h.application("hello").unwrap().summary.error.unwrap();
     assert!(error.starts_with("apps/hello/deployment.yaml:"), "{error}");
     assert!(error.contains("spec.replicas"), "{error}");
-    assert!(rt.log().is_empty(), "{:?}", rt.log());
+    assert_eq!(f.sync_steps("hello"), steps);
+    assert_eq!(pids(&rt), running);
 
     // Fixing it syncs again.
     f.git.write(
         "apps/hello/deployment.yaml",
-        &deployment("hello", "hello:3", 3, ""),
+        &deployment("hello", &v3, 3, ""),
     );
     let fixed = f.git.commit("fixed");
     h.refresh("test");
@@ -249,31 +299,35 @@ async fn a_broken_commit_keeps_the_last_good_revision() {
     let app = h.application("hello").unwrap().summary;
     assert!(app.error.is_none());
     assert_eq!(app.synced_revision.as_deref(), Some(fixed.as_str()));
-    assert_eq!(image_of(&rt), "hello:3");
+    assert_eq!(image_of(&rt, "hello"), v3);
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_commits_the_old_content_and_syncs_it() {
+    let registry = HelloRegistry::start().await;
+    let img1 = registry.push_hello("v1").await;
+    let img2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), "hello:1");
+    hello_app(&f, &automated(true, false), &img1);
     let v1 = f.git.commit("hello v1");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
     f.git.write(
         "apps/hello/deployment.yaml",
-        &deployment("hello", "hello:2", 3, ""),
+        &deployment("hello", &img2, 3, ""),
     );
     let v2 = f.git.commit("hello v2");
     h.refresh("test");
     h.settled().await;
-    assert_eq!(image_of(&rt), "hello:2");
+    assert_eq!(image_of(&rt, "hello"), img2);
 
     let result = h.rollback("hello", None, "ann").await.unwrap();
     assert_eq!(result.restored, v1);
     assert_eq!(result.reverted, std::slice::from_ref(&v2));
     h.settled().await;
-    assert_eq!(image_of(&rt), "hello:1");
+    assert_eq!(image_of(&rt, "hello"), img1);
 
     // The commit is on main, in the work tree too, with the message and trailer.
     let head = f.git.git(&["rev-parse", "HEAD"]);
@@ -306,6 +360,7 @@ async fn rollback_commits_the_old_content_and_syncs_it() {
     assert!(f.event_kinds("hello").contains(&"rollback".to_string()));
     let app = h.application("hello").unwrap().summary;
     assert_eq!(app.operation.unwrap().kind, "rollback");
+    assert_eq!(app.health.status, HealthStatus::Healthy);
 
     // Nothing earlier than v1: rolling back past the first sync is refused.
     let err = h
@@ -314,62 +369,73 @@ async fn rollback_commits_the_old_content_and_syncs_it() {
         .unwrap_err();
     assert!(err.to_string().contains("nothing to roll back"), "{err}");
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_of_a_manual_app_syncs_it_too() {
+    let registry = HelloRegistry::start().await;
+    let img1 = registry.push_hello("v1").await;
+    let img2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, "", "hello:1");
+    hello_app(&f, "", &img1);
     let v1 = f.git.commit("hello v1");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    // Not automated: nothing synced, OutOfSync, Missing.
+    // Not automated: nothing synced, OutOfSync, Missing, nothing runs.
     let app = h.application("hello").unwrap().summary;
     assert_eq!(app.sync, SyncStatus::OutOfSync);
     assert_eq!(app.health.status, HealthStatus::Missing);
-    assert!(rt.log().is_empty());
+    assert!(names(&rt, "hello").is_empty());
+    assert!(rt.pids().is_empty());
 
     let op = h.sync("hello", SyncRequest::default()).await.unwrap();
     assert_eq!(op.phase, OperationPhase::Succeeded);
+    assert_eq!(image_of(&rt, "hello"), img1);
     f.git.write(
         "apps/hello/deployment.yaml",
-        &deployment("hello", "hello:2", 3, ""),
+        &deployment("hello", &img2, 3, ""),
     );
     f.git.commit("hello v2");
-    h.sync("hello", SyncRequest::default()).await.unwrap();
-    assert_eq!(image_of(&rt), "hello:2");
+    let op = h.sync("hello", SyncRequest::default()).await.unwrap();
+    assert_eq!(op.phase, OperationPhase::Succeeded);
+    assert_eq!(image_of(&rt, "hello"), img2);
 
     let result = h.rollback("hello", None, "bob").await.unwrap();
     assert_eq!(result.restored, v1);
     h.settled().await;
-    assert_eq!(image_of(&rt), "hello:1");
+    assert_eq!(image_of(&rt, "hello"), img1);
     let last = &h.history("hello", 1).unwrap()[0];
     assert_eq!(last.operation, SyncOperation::Rollback);
     assert_eq!(last.initiated_by, "api:bob");
+    assert_eq!(last.result, SyncResult::Succeeded);
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_heal_off_reports_a_killed_replica() {
+    let registry = HelloRegistry::start().await;
+    let v1 = registry.push_hello("v1").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), "hello:1");
+    hello_app(&f, &automated(true, false), &v1);
     f.git.commit("v1");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    rt.clear_log();
+    let deployment = live(&rt, "Deployment", "hello").unwrap().id;
+    let pods = rt.pods_of(&deployment);
+    assert_eq!(pods.len(), 3);
+    let (pod, pod_pids) = pods[0].clone();
 
-    rt.kill_replica("Deployment", "hello");
-    let mut app = None;
-    for _ in 0..200 {
-        let a = h.application("hello").unwrap();
-        if a.summary.health.status == HealthStatus::Degraded {
-            app = Some(a);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let app = app.expect("Degraded after the kill");
+    kill(i64::from(pod_pids[0]));
+    let degraded = wait_until(PATIENCE, || async {
+        h.application("hello").unwrap().summary.health.status == HealthStatus::Degraded
+    })
+    .await;
+    let app = h.application("hello").unwrap();
+    assert!(degraded, "{:?}", app.summary);
     h.settled().await;
+    let app = h.application("hello").unwrap();
     assert_eq!(app.summary.sync, SyncStatus::OutOfSync);
     assert!(
         app.summary.health.message.contains("killed by signal 9"),
@@ -381,9 +447,20 @@ async fn self_heal_off_reports_a_killed_replica() {
         .iter()
         .find(|r| r.id.kind == "Deployment")
         .unwrap();
-    assert_eq!(deploy.drift, ["replica hello-0 exited: killed by signal 9"]);
-    assert!(rt.log().is_empty(), "no sync: {:?}", rt.log());
+    assert_eq!(
+        deploy.drift,
+        [format!("replica {pod} exited: killed by signal 9")]
+    );
+    // Not corrected: no sync, and the replica stays down while the others run on.
     assert_eq!(h.history("hello", 10).unwrap().len(), 1);
+    assert_eq!(count(&f.sync_steps("hello"), "sync.started"), 1);
+    let now = rt.pods_of(&deployment);
+    let killed = now
+        .iter()
+        .find(|(n, _)| *n == pod)
+        .expect("the pod is kept");
+    assert!(killed.1.is_empty(), "{now:?}");
+    assert_eq!(now.iter().filter(|(_, p)| !p.is_empty()).count(), 2);
     let events = f.events("hello");
     assert!(
         events
@@ -399,26 +476,29 @@ async fn self_heal_off_reports_a_killed_replica() {
     );
     assert!(events.iter().any(|(k, _)| k == "app.outofsync"));
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_heal_reapplies_a_deleted_object() {
+    let registry = HelloRegistry::start().await;
+    let v1 = registry.push_hello("v1").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, true), "hello:1");
+    hello_app(&f, &automated(true, true), &v1);
     f.git.commit("v1");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    rt.clear_log();
 
-    rt.remove("ConfigMap", "hello");
-    let mut healed = false;
-    for _ in 0..300 {
-        if rt.manifest("ConfigMap", "hello").is_some() {
-            healed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    // Someone deletes an object behind the controller's back, straight through the runtime.
+    let cm = live(&rt, "ConfigMap", "hello").unwrap().id;
+    rt.delete(vec![cm]).await.unwrap();
+    assert!(live(&rt, "ConfigMap", "hello").is_none());
+    // The local runtime announces no event for a delete: the next poll finds it.
+    h.reconcile_all_now().await.unwrap();
+    let healed = wait_until(PATIENCE, || async {
+        live(&rt, "ConfigMap", "hello").is_some()
+    })
+    .await;
     assert!(healed, "ConfigMap re-applied");
     h.settled().await;
     let last = &h.history("hello", 1).unwrap()[0];
@@ -429,20 +509,60 @@ async fn self_heal_reapplies_a_deleted_object() {
         SyncStatus::Synced
     );
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+/// `echo <what> >> <file>` for a Job or a replica.
+fn append(f: &Fixture, what: &str) -> String {
+    format!("echo \"{what}\" >> {}", f.work().join("order").display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waves_and_hooks_run_in_order() {
+    let registry = HelloRegistry::start().await;
+    let tools = format!("oci:{}:tools", registry.build_hello("tools").display());
     let f = Fixture::new();
     f.git.write(
         "applications/web.yaml",
         &application("web", "apps/web", &automated(true, false)),
     );
     let wave = |w: &str| annotations(&[("argocd.argoproj.io/sync-wave", w)]);
+    // The replica records what it saw of the wave -1 ConfigMap, then stays up.
+    let web = format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: web
+          image: {tools}
+          command: [\"/bin/sh\", \"-c\", {}]
+          envFrom:
+            - configMapRef:
+                name: early
+                optional: true
+",
+        serde_json::to_string(&format!(
+            "{}; exec sleep 3600",
+            append(&f, "web early=$greeting")
+        ))
+        .unwrap()
+    );
     f.git.write(
         "apps/web/all.yaml",
         &[
-            deployment("web", "hello:1", 1, ""),
+            web,
             config_map("late", "x", &wave("2")),
             config_map("early", "x", &wave("-1")),
             job(
@@ -451,26 +571,37 @@ async fn waves_and_hooks_run_in_order() {
                     ("argocd.argoproj.io/hook", "PreSync"),
                     ("argocd.argoproj.io/hook-delete-policy", "HookSucceeded"),
                 ]),
+                &tools,
+                &append(&f, "migrate early=$greeting"),
+                "early",
             ),
             job(
                 "smoke",
                 &annotations(&[("argocd.argoproj.io/hook", "PostSync")]),
+                &tools,
+                &append(&f, "smoke late=$greeting"),
+                "late",
             ),
         ]
         .join("---\n"),
     );
     f.git.commit("web");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
+    // What ran, in the order it ran: the PreSync hook before wave -1 existed, the replica
+    // after it, the PostSync hook after wave 2.
     assert_eq!(
-        rt.log(),
+        f.lines("order"),
+        ["migrate early=", "web early=x", "smoke late=x"]
+    );
+    // The succeeded PreSync hook was deleted (HookSucceeded); the PostSync one is kept.
+    assert_eq!(
+        names(&rt, "web"),
         [
-            "apply Job/migrate",
-            "delete Job/migrate",
-            "apply ConfigMap/early",
-            "apply Deployment/web",
-            "apply ConfigMap/late",
-            "apply Job/smoke",
+            "ConfigMap/early",
+            "ConfigMap/late",
+            "Deployment/web",
+            "Job/smoke"
         ]
     );
     let app = h.application("web").unwrap();
@@ -480,26 +611,28 @@ async fn waves_and_hooks_run_in_order() {
         "hooks are not compared"
     );
     assert_eq!(app.resources.len(), 3);
-    let events: Vec<String> = f
-        .events("web")
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("sync."))
-        .map(|(k, m)| format!("{k}: {m}"))
-        .collect();
+    let events = f.sync_steps("web");
     let pos = |needle: &str| {
         events
             .iter()
             .position(|e| e.contains(needle))
             .unwrap_or_else(|| panic!("{needle} in {events:#?}"))
     };
+    assert!(pos("PreSync hook Job.batch default/migrate started") < pos("wave -1"));
     assert!(pos("PreSync hook Job.batch default/migrate succeeded") < pos("wave -1"));
-    assert!(pos("wave 0") < pos("wave 2"));
+    assert!(pos("wave -1: applied ConfigMap default/early (1 created") < pos("wave 0"));
+    assert!(pos("wave 0: applied Deployment.apps default/web (1 created") < pos("wave 2"));
+    assert!(pos("wave 2: applied ConfigMap default/late (1 created") < pos("PostSync"));
     assert!(pos("wave 2") < pos("PostSync hook Job.batch default/smoke succeeded"));
+    assert!(pos("PostSync hook Job.batch default/smoke succeeded") < pos("sync.succeeded"));
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_presync_hook_leaves_the_app_alone() {
+    let registry = HelloRegistry::start().await;
+    let tools = format!("oci:{}:tools", registry.build_hello("tools").display());
     let f = Fixture::new();
     f.git.write(
         "applications/web.yaml",
@@ -511,56 +644,78 @@ async fn a_failing_presync_hook_leaves_the_app_alone() {
             config_map("web", "x", ""),
             job(
                 "migrate",
-                &annotations(&[
-                    ("argocd.argoproj.io/hook", "PreSync"),
-                    ("test.slipway.dev/fail", "true"),
-                ]),
+                &annotations(&[("argocd.argoproj.io/hook", "PreSync")]),
+                &tools,
+                &format!("{}; exit 1", append(&f, "migrate")),
+                "web",
             ),
             job(
                 "cleanup",
                 &annotations(&[("argocd.argoproj.io/hook", "SyncFail")]),
+                &tools,
+                &append(&f, "cleanup"),
+                "web",
             ),
         ]
         .join("---\n"),
     );
     let rev = f.git.commit("web");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    assert_eq!(rt.log(), ["apply Job/migrate", "apply Job/cleanup"]);
+    // The hook ran and failed, the SyncFail hook ran after it, the app was not applied.
+    assert_eq!(f.lines("order"), ["migrate", "cleanup"]);
+    assert_eq!(names(&rt, "web"), ["Job/cleanup", "Job/migrate"]);
     let app = h.application("web").unwrap().summary;
     let op = app.operation.unwrap();
     assert_eq!(op.phase, OperationPhase::Failed);
     assert!(op.message.contains("PreSync hook"), "{}", op.message);
-    assert!(op.message.contains("job failed"), "{}", op.message);
+    assert!(
+        op.message.contains("BackoffLimitExceeded"),
+        "{}",
+        op.message
+    );
+    assert!(op.message.contains("code 1"), "{}", op.message);
     assert_eq!(app.synced_revision, None);
     let s = &h.history("web", 1).unwrap()[0];
     assert_eq!(s.result, SyncResult::Failed);
     assert_eq!(s.revision, rev);
 
-    // Automation does not retry the same failed revision.
+    // Automation does not retry the same failed revision: the hook does not run again.
     h.reconcile_all_now().await.unwrap();
     h.settled().await;
     assert_eq!(h.history("web", 10).unwrap().len(), 1);
     assert!(f.event_kinds("web").contains(&"sync.skipped".to_string()));
+    assert_eq!(f.lines("order"), ["migrate", "cleanup"]);
     h.shutdown().await;
+    rt.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reapplies_the_last_synced_revision_first() {
+    let registry = HelloRegistry::start().await;
+    let img1 = registry.push_hello("v1").await;
+    let img2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), "hello:1");
+    hello_app(&f, &automated(true, false), &img1);
     let v1 = f.git.commit("v1");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
     h.shutdown().await;
 
-    // While down: the runtime loses everything, and a broken commit lands.
-    rt.wipe();
+    // While down: the runtime stops and comes back empty, and a broken commit lands.
+    rt.shutdown().await;
+    let again = f.runtime().await;
+    assert!(names(&again, "hello").is_empty());
     f.git.write("apps/hello/service.yaml", "kind: [");
     f.git.commit("broken");
 
-    let h = f.start(rt.clone()).await;
-    assert_eq!(image_of(&rt), "hello:1");
+    let h = f.start(again.clone()).await;
+    assert_eq!(image_of(&again, "hello"), img1);
+    assert_eq!(
+        names(&again, "hello"),
+        ["ConfigMap/hello", "Deployment/hello", "Service/hello"]
+    );
+    assert_eq!(again.pids().len(), 3);
     let history = h.history("hello", 10).unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[0].initiated_by, "restart");
@@ -575,16 +730,17 @@ async fn a_restart_reapplies_the_last_synced_revision_first() {
     f.git.write("apps/hello/service.yaml", &service("hello"));
     f.git.write(
         "apps/hello/deployment.yaml",
-        &deployment("hello", "hello:2", 3, ""),
+        &deployment("hello", &img2, 3, ""),
     );
     f.git.commit("v2");
     h.refresh("test");
     h.settled().await;
-    assert_eq!(image_of(&rt), "hello:2");
+    assert_eq!(image_of(&again, "hello"), img2);
     h.shutdown().await;
+    again.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_of_apps_and_invalid_applications() {
     let f = Fixture::new();
     f.git.write(
@@ -606,12 +762,13 @@ async fn app_of_apps_and_invalid_applications() {
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: bad\nspec:\n  project: default\n  source:\n    repoURL: .\n    path: x\n  destination:\n    server: https://kubernetes.default.svc\n  syncPolicy:\n    syncOptions:\n      - CreateNamespce=true\n",
     );
     f.git.commit("apps");
-    let rt = FakeRuntime::new();
+    let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
-    let names: Vec<String> = h.applications().into_iter().map(|a| a.name).collect();
-    assert_eq!(names, ["bad", "child", "root"]);
-    assert_eq!(rt.names("root"), ["ConfigMap/root-own"]);
-    assert_eq!(rt.names("child"), ["ConfigMap/child-cm"]);
+    let names_of: Vec<String> = h.applications().into_iter().map(|a| a.name).collect();
+    assert_eq!(names_of, ["bad", "child", "root"]);
+    assert_eq!(names(&rt, "root"), ["ConfigMap/root-own"]);
+    assert_eq!(names(&rt, "child"), ["ConfigMap/child-cm"]);
+    assert!(names(&rt, "bad").is_empty());
     let bad = h.application("bad").unwrap().summary;
     let e = bad.error.unwrap();
     assert!(e.starts_with("applications/bad.yaml:14:"), "{e}");
@@ -632,4 +789,5 @@ async fn app_of_apps_and_invalid_applications() {
     let child = h.application("child").unwrap().summary;
     assert!(child.error.unwrap().contains("cycle"));
     h.shutdown().await;
+    rt.shutdown().await;
 }

@@ -1,229 +1,32 @@
-//! The HTTP surface over a real socket, a real store and real log files, with the controller
-//! and the runtime replaced by recording stand-ins (the controller-backed end-to-end tests
-//! are in `controller.rs`).
+//! The HTTP surface over a real socket, backed by the real controller, the real local
+//! runtime, a real GitOps repository and a real store (see `support`). Every request that
+//! asks for something is checked by its effect: history rows, objects live in the runtime,
+//! commits in the repository, lines in log files.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
 use slipway_reconcile::{
-    AppDetail, AppSummary, OperationPhase, OperationState, ReconcileError, RollbackResult,
-    SyncRequest, SyncStatus,
+    AppDetail, AppSummary, OperationPhase, OperationState, RollbackResult, SyncStatus,
 };
-use slipway_runtime::{Health, HealthStatus, ServiceEndpoint};
-use slipway_server::{
-    Applications, BoxFuture, RuntimeView, Server, ServerConfig, StatusReport, WebhookReply,
-};
-use slipway_store::{NewEvent, Store, SyncRecord};
-
-#[derive(Default)]
-struct Calls {
-    refreshes: Vec<String>,
-    syncs: Vec<(String, SyncRequest)>,
-    rollbacks: Vec<(String, Option<String>, String)>,
-}
-
-#[derive(Clone, Default)]
-struct FakeApps {
-    calls: Arc<Mutex<Calls>>,
-}
-
-fn summary(name: &str) -> AppSummary {
-    AppSummary {
-        name: name.into(),
-        project: "default".into(),
-        repo_url: "/srv/gitops".into(),
-        path: format!("apps/{name}"),
-        target_revision: "HEAD".into(),
-        namespace: "default".into(),
-        sync: SyncStatus::Synced,
-        health: Health::healthy(),
-        revision: Some("a".repeat(40)),
-        synced_revision: Some("a".repeat(40)),
-        automated: true,
-        prune: false,
-        self_heal: false,
-        error: None,
-        operation: None,
-    }
-}
-
-impl Applications for FakeApps {
-    fn list(&self) -> Vec<AppSummary> {
-        vec![summary("hello"), {
-            let mut s = summary("web");
-            s.sync = SyncStatus::OutOfSync;
-            s.health = Health {
-                status: HealthStatus::Progressing,
-                message: "1/2 replicas ready".into(),
-            };
-            s
-        }]
-    }
-
-    fn get(&self, name: &str) -> Result<AppDetail, ReconcileError> {
-        self.list()
-            .into_iter()
-            .find(|a| a.name == name)
-            .map(|summary| AppDetail {
-                summary,
-                resources: vec![],
-                diff: String::new(),
-            })
-            .ok_or_else(|| ReconcileError::NotFound(name.into()))
-    }
-
-    fn history(&self, name: &str, _limit: usize) -> Result<Vec<SyncRecord>, ReconcileError> {
-        self.get(name).map(|_| vec![])
-    }
-
-    fn refresh(&self, reason: &str) {
-        self.calls.lock().unwrap().refreshes.push(reason.into());
-    }
-
-    fn sync<'a>(
-        &'a self,
-        name: &'a str,
-        request: SyncRequest,
-    ) -> BoxFuture<'a, Result<OperationState, ReconcileError>> {
-        Box::pin(async move {
-            self.get(name)?;
-            self.calls
-                .lock()
-                .unwrap()
-                .syncs
-                .push((name.into(), request.clone()));
-            Ok(OperationState {
-                kind: "sync".into(),
-                phase: OperationPhase::Succeeded,
-                message: "synced".into(),
-                revision: "a".repeat(40),
-                initiated_by: request.initiated_by,
-                started_at: 1,
-                finished_at: Some(2),
-            })
-        })
-    }
-
-    fn rollback<'a>(
-        &'a self,
-        name: &'a str,
-        to: Option<String>,
-        author: &'a str,
-    ) -> BoxFuture<'a, Result<RollbackResult, ReconcileError>> {
-        Box::pin(async move {
-            self.get(name)?;
-            self.calls
-                .lock()
-                .unwrap()
-                .rollbacks
-                .push((name.into(), to.clone(), author.into()));
-            Ok(RollbackResult {
-                commit: "c".repeat(40),
-                restored: to.unwrap_or_else(|| "b".repeat(40)),
-                reverted: vec!["a".repeat(40)],
-            })
-        })
-    }
-}
-
-struct FakeRuntime {
-    logs: Vec<(String, PathBuf)>,
-}
-
-impl RuntimeView for FakeRuntime {
-    fn endpoints(&self, _owner: Option<&str>) -> Vec<ServiceEndpoint> {
-        vec![ServiceEndpoint {
-            owner: "hello".into(),
-            namespace: "default".into(),
-            name: "hello".into(),
-            ports: vec![("http".into(), "127.0.0.1:18080".parse().unwrap())],
-        }]
-    }
-
-    fn log_files(&self, owner: &str) -> Vec<(String, PathBuf)> {
-        if owner == "hello" {
-            self.logs.clone()
-        } else {
-            vec![]
-        }
-    }
-
-    fn metrics(&self) -> String {
-        "# TYPE slipway_proxy_requests_total counter\nslipway_proxy_requests_total{service=\"hello\"} 3\n".into()
-    }
-}
-
-struct Running {
-    base: String,
-    apps: FakeApps,
-    store: Store,
-    log: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().expect("running").send(());
-        tokio::time::timeout(Duration::from_secs(10), self.done)
-            .await
-            .expect("the server stops promptly, even with open streams")
-            .expect("server task");
-    }
-}
-
-async fn start(token: Option<&str>, secret: Option<&str>) -> Running {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path().join("slipway.db")).expect("store");
-    let log = dir.path().join("hello-1.log");
-    std::fs::write(
-        &log,
-        "stdout starting\nstderr warming up\nstdout listening on 8080\n",
-    )
-    .expect("log");
-    let apps = FakeApps::default();
-    let runtime = Arc::new(FakeRuntime {
-        logs: vec![("hello-1/hello".into(), log.clone())],
-    });
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    config.token = token.map(str::to_string);
-    config.webhook_secret = secret.map(str::to_string);
-    config.data_dir = dir.path().to_owned();
-    config.poll_interval = Duration::from_millis(20);
-    config.keep_alive = Duration::from_millis(200);
-    let server = Server::new(config, apps.clone(), runtime, store.clone());
-    let listener = server.bind().await.expect("bind");
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        server
-            .serve_with_shutdown(listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("serve");
-    });
-    Running {
-        base: format!("http://{addr}"),
-        apps,
-        store,
-        log,
-        stop: Some(tx),
-        done,
-        _dir: dir,
-    }
-}
+use slipway_runtime::HealthStatus;
+use slipway_server::{Server, ServerConfig, StatusReport, WebhookReply};
+use slipway_store::{SyncOperation, SyncRecord, SyncResult};
+use slipway_testkit::{http_get, wait_until};
+use support::*;
 
 fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_routes_answer_json() {
-    let s = start(None, None).await;
+    let s = Env::start(Options {
+        hello: true,
+        ..Options::default()
+    })
+    .await;
     let c = client();
     let r = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -237,8 +40,12 @@ async fn read_routes_answer_json() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list.len(), 2);
+    let names: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["hello", "web"]);
+    assert_eq!(list[0].sync, SyncStatus::Synced);
+    assert_eq!(list[0].health.status, HealthStatus::Healthy);
     assert_eq!(list[1].sync, SyncStatus::OutOfSync);
+    assert_eq!(list[1].health.status, HealthStatus::Missing);
 
     let detail: AppDetail = c
         .get(format!("{}/api/v1/applications/hello", s.base))
@@ -249,6 +56,14 @@ async fn read_routes_answer_json() {
         .await
         .unwrap();
     assert_eq!(detail.summary.name, "hello");
+    let mut kinds: Vec<&str> = detail
+        .resources
+        .iter()
+        .map(|r| r.id.kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["ConfigMap", "Deployment", "Service"]);
+    assert!(detail.diff.is_empty(), "{}", detail.diff);
 
     let r = c
         .get(format!("{}/api/v1/applications/nope", s.base))
@@ -262,16 +77,27 @@ async fn read_routes_answer_json() {
         serde_json::json!({"error": "no application named \"nope\""})
     );
 
-    let r = c
+    let history: Vec<SyncRecord> = c
         .get(format!(
             "{}/api/v1/applications/hello/history?limit=5",
             s.base
         ))
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].revision, s.first);
+    assert_eq!(history[0].operation, SyncOperation::Auto);
+    let r = c
+        .get(format!("{}/api/v1/applications/web/history", s.base))
+        .send()
+        .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "[]");
+    assert_eq!(r.text().await.unwrap(), "[]", "web never synced");
 
     let r = c.get(format!("{}/api/v2/x", s.base)).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -288,10 +114,24 @@ async fn read_routes_answer_json() {
         .unwrap();
     assert_eq!(status.applications.total, 2);
     assert_eq!(status.applications.sync.get("Synced"), Some(&1));
-    assert_eq!(status.applications.health.get("Progressing"), Some(&1));
-    assert_eq!(status.services[0].ports[0].address.port(), 18080);
+    assert_eq!(status.applications.sync.get("OutOfSync"), Some(&1));
+    assert_eq!(status.applications.health.get("Healthy"), Some(&1));
+    assert_eq!(status.applications.health.get("Missing"), Some(&1));
+    assert_eq!(status.services.len(), 1);
+    assert_eq!(status.services[0].application, "hello");
+    assert_eq!(status.services[0].namespace, "hello");
+    assert_eq!(status.services[0].ports[0].address.port(), s.service_port);
     assert_eq!(status.version, slipway_server::VERSION);
 
+    // Three requests through the Service, as the proxy counts them.
+    let addr = status.services[0].ports[0].address;
+    for _ in 0..3 {
+        let (code, body) = http_get(addr, "/")
+            .await
+            .expect("GET / through the Service");
+        assert_eq!(code, 200, "{body}");
+        assert!(body.starts_with("hello from v1"), "{body}");
+    }
     let metrics = c
         .get(format!("{}/metrics", s.base))
         .send()
@@ -301,23 +141,39 @@ async fn read_routes_answer_json() {
         .await
         .unwrap();
     assert!(metrics.contains("\nslipway_up 1\n"), "{metrics}");
-    assert!(metrics.contains("slipway_applications{sync=\"OutOfSync\",health=\"Progressing\"} 1"));
+    assert!(
+        metrics.contains("slipway_applications{sync=\"OutOfSync\",health=\"Missing\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(
             "slipway_api_requests_total{method=\"GET\",route=\"/api/v1/applications/{name}\",code=\"404\"} 1"
         ),
         "{metrics}"
     );
-    assert!(metrics.contains("slipway_proxy_requests_total{service=\"hello\"} 3"));
+    // The controller's series and the proxy's.
+    assert!(
+        metrics.contains("slipway_syncs_total{result=\"Succeeded\"} 1"),
+        "{metrics}"
+    );
+    let proxied: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("slipway_requests_total{") && l.contains("code_class=\"2xx\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(proxied, 3, "{metrics}");
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_and_rollback_forward_their_bodies() {
-    let s = start(None, None).await;
+    let s = Env::start(Options::default()).await;
     let c = client();
+    s.repo.git(&["tag", "v1"]);
+
+    // No body: a manual sync of HEAD by "api".
     let op: OperationState = c
-        .post(format!("{}/api/v1/applications/hello/sync", s.base))
+        .post(format!("{}/api/v1/applications/web/sync", s.base))
         .send()
         .await
         .unwrap()
@@ -325,15 +181,47 @@ async fn sync_and_rollback_forward_their_bodies() {
         .await
         .unwrap();
     assert_eq!(op.initiated_by, "api");
+    assert_eq!(op.phase, OperationPhase::Succeeded);
+    assert_eq!(op.revision, s.first);
+    assert_eq!(s.live("web"), ["ConfigMap/web-a", "ConfigMap/web-b"]);
+    let h = s.handle.history("web", 10).unwrap();
+    assert_eq!(
+        (
+            h[0].operation,
+            h[0].initiated_by.as_str(),
+            h[0].revision.as_str()
+        ),
+        (SyncOperation::Manual, "api", s.first.as_str())
+    );
+
+    // A revision, prune and who: web-b is gone at v2, web-c only comes after it.
+    s.repo.remove("apps/web/b.yaml");
+    let v2 = s.repo.commit("web: drop b");
+    s.repo.git(&["tag", "v2"]);
+    s.repo.write("apps/web/c.yaml", &config_map("web-c", "c"));
+    let v3 = s.repo.commit("web: add c");
     let r = c
-        .post(format!("{}/api/v1/applications/hello/sync", s.base))
+        .post(format!("{}/api/v1/applications/web/sync", s.base))
         .body(r#"{"revision":"v2","prune":true,"initiatedBy":"ana"}"#)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let op: OperationState = r.json().await.unwrap();
+    assert_eq!(op.phase, OperationPhase::Succeeded);
+    assert_eq!(op.revision, v2);
+    assert_eq!(op.initiated_by, "api:ana");
+    assert_eq!(s.live("web"), ["ConfigMap/web-a"], "pruned, and v2 only");
+    let h = s.handle.history("web", 10).unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[0].revision.as_str(), h[0].initiated_by.as_str()),
+        (v2.as_str(), "api:ana")
+    );
+    assert_eq!(h[0].diff_summary, "+0 ~0 -1");
+
     let r = c
-        .post(format!("{}/api/v1/applications/hello/sync", s.base))
+        .post(format!("{}/api/v1/applications/web/sync", s.base))
         .body(r#"{"revision":3}"#)
         .send()
         .await
@@ -347,9 +235,11 @@ async fn sync_and_rollback_forward_their_bodies() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    assert_eq!(s.handle.history("web", 10).unwrap().len(), 2, "no sync");
 
+    // Rollback to v1: a commit that restores apps/web as it was, then synced.
     let rb: RollbackResult = c
-        .post(format!("{}/api/v1/applications/hello/rollback", s.base))
+        .post(format!("{}/api/v1/applications/web/rollback", s.base))
         .json(&serde_json::json!({"to": "v1"}))
         .send()
         .await
@@ -357,29 +247,39 @@ async fn sync_and_rollback_forward_their_bodies() {
         .json()
         .await
         .unwrap();
-    assert_eq!(rb.restored, "v1");
-    {
-        let calls = s.apps.calls.lock().unwrap();
-        assert_eq!(calls.syncs.len(), 2);
-        assert_eq!(
-            calls.syncs[1].1,
-            SyncRequest {
-                revision: Some("v2".into()),
-                prune: true,
-                initiated_by: "api:ana".into()
-            }
-        );
-        assert_eq!(
-            calls.rollbacks,
-            vec![("hello".into(), Some("v1".into()), "api".into())]
-        );
-    }
+    assert_eq!(rb.restored, s.first);
+    assert_eq!(rb.reverted, [v3.clone(), v2.clone()]);
+    assert_eq!(s.repo.git(&["rev-parse", "HEAD"]).trim(), rb.commit);
+    let message = s.repo.git(&["log", "-1", "--format=%B"]);
+    assert!(
+        message.starts_with(&format!("Rollback web to {}", &s.first[..7])),
+        "{message}"
+    );
+    assert!(message.contains("Reverted-by: api\n"), "{message}");
+    s.handle.settled().await;
+    assert_eq!(s.live("web"), ["ConfigMap/web-a", "ConfigMap/web-b"]);
+    let h = s.handle.history("web", 10).unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[0].operation, SyncOperation::Rollback);
+    assert_eq!(h[0].revision, rb.commit);
+    assert_eq!(h[0].result, SyncResult::Succeeded);
+
+    let r = c
+        .post(format!("{}/api/v1/applications/nope/rollback", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_is_required_when_set() {
-    let s = start(Some("s3cret-token"), None).await;
+    let s = Env::start(Options {
+        token: Some("s3cret-token"),
+        ..Options::default()
+    })
+    .await;
     let c = client();
     for path in [
         "/api/v1/applications",
@@ -405,12 +305,14 @@ async fn token_is_required_when_set() {
         assert_eq!(r.status(), 401, "{path}");
     }
     let r = c
-        .post(format!("{}/api/v1/applications/hello/sync", s.base))
+        .post(format!("{}/api/v1/applications/web/sync", s.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(s.apps.calls.lock().unwrap().syncs.is_empty());
+    s.handle.settled().await;
+    assert!(s.handle.history("web", 10).unwrap().is_empty(), "no sync");
+    assert!(s.live("web").is_empty());
 
     let r = c
         .get(format!("{}/api/v1/applications", s.base))
@@ -419,41 +321,67 @@ async fn token_is_required_when_set() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("{}/api/v1/applications/web/sync", s.base))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.handle.history("web", 10).unwrap().len(), 1);
     let r = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
     assert_eq!(r.status(), 200, "healthz stays open");
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_loopback_without_token_is_refused() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path().join("slipway.db")).expect("store");
+    let s = Env::start(Options::default()).await;
     let config = ServerConfig::new("0.0.0.0:0".parse().unwrap());
-    let server = Server::new(
-        config,
-        FakeApps::default(),
-        Arc::new(FakeRuntime { logs: vec![] }),
-        store,
-    );
+    let server = Server::new(config, s.handle.clone(), s.runtime.clone(), s.store.clone());
     let err = server.bind().await.expect_err("refused");
     assert!(err.to_string().contains("--token-file"), "{err}");
+    s.stop().await;
 }
 
-#[tokio::test]
+/// Commits a new greeting for `hello` (the controller only sees it when asked to look).
+fn new_hello_commit(s: &Env, greeting: &str) -> String {
+    s.repo
+        .write("apps/hello/configmap.yaml", &config_map("hello", greeting));
+    s.repo.commit(&format!("hello: {greeting}"))
+}
+
+/// The controller has handled every request made so far and still tracks `revision`.
+async fn still_at(s: &Env, revision: &str) {
+    s.handle.settled().await;
+    let a = s.summary("hello");
+    assert_eq!(a.revision.as_deref(), Some(revision), "{a:?}");
+    assert_eq!(a.synced_revision.as_deref(), Some(revision), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_need_a_valid_signature() {
     let secret = "hook-secret";
-    let s = start(Some("api-token"), Some(secret)).await;
+    let s = Env::start(Options {
+        token: Some("api-token"),
+        secret: Some(secret),
+        ..Options::default()
+    })
+    .await;
     let c = client();
-    let body = r#"{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000",
-        "after":"1111111111111111111111111111111111111111",
-        "repository":{"name":"gitops","full_name":"acme/gitops","clone_url":"http://git.local/gitops.git"},
-        "pusher":{"name":"ana"},"head_commit":{"message":"hello: 1.4.0"}}"#;
+    let next = new_hello_commit(&s, "howdy");
+    let body = format!(
+        r#"{{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000",
+        "after":"{next}",
+        "repository":{{"name":"gitops","full_name":"acme/gitops","clone_url":"http://git.local/gitops.git"}},
+        "pusher":{{"name":"ana"}},"head_commit":{{"message":"hello: howdy"}}}}"#
+    );
 
     // Unsigned: 401, no refresh, a webhook.rejected event naming the peer.
     let r = c
         .post(format!("{}/api/v1/webhooks/git", s.base))
         .header("x-github-event", "push")
-        .body(body)
+        .body(body.clone())
         .send()
         .await
         .unwrap();
@@ -467,19 +395,25 @@ async fn webhooks_need_a_valid_signature() {
         .post(format!("{}/api/v1/webhooks/git", s.base))
         .header("x-github-event", "push")
         .header("x-hub-signature-256", bad)
-        .body(body)
+        .body(body.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(s.apps.calls.lock().unwrap().refreshes.is_empty());
-    let events = s.store.events_since(None, 10).unwrap();
-    assert_eq!(events.len(), 2);
-    assert!(events.iter().all(|e| e.kind == "webhook.rejected"));
+    still_at(&s, &s.first).await;
+    let webhooks: Vec<_> = s
+        .store
+        .events_since(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.starts_with("webhook"))
+        .collect();
+    assert_eq!(webhooks.len(), 2);
+    assert!(webhooks.iter().all(|e| e.kind == "webhook.rejected"));
     assert!(
-        events[0].message.starts_with("webhook from 127.0.0.1:"),
+        webhooks[0].message.starts_with("webhook from 127.0.0.1:"),
         "{}",
-        events[0].message
+        webhooks[0].message
     );
 
     // Ping: 200, nothing else. The API token is not needed.
@@ -496,9 +430,9 @@ async fn webhooks_need_a_valid_signature() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(s.apps.calls.lock().unwrap().refreshes.is_empty());
+    still_at(&s, &s.first).await;
 
-    // A signed push: 202 and a refresh.
+    // A signed push: 202, and the controller fetches and syncs the new commit.
     let r = c
         .post(format!("{}/api/v1/webhooks/git", s.base))
         .header("x-github-event", "push")
@@ -512,13 +446,20 @@ async fn webhooks_need_a_valid_signature() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let reply: WebhookReply = r.json().await.unwrap();
-    let reason = "webhook acme/gitops refs/heads/main 1111111111111111111111111111111111111111";
-    assert_eq!(reply.refresh.as_deref(), Some(reason));
-    assert_eq!(s.apps.calls.lock().unwrap().refreshes, vec![reason]);
+    let reason = format!("webhook acme/gitops refs/heads/main {next}");
+    assert_eq!(reply.refresh.as_deref(), Some(reason.as_str()));
+    s.wait_synced_to(&next).await;
+    assert_eq!(
+        s.handle.history("hello", 1).unwrap()[0].message,
+        "hello: howdy"
+    );
 
     // GitLab's token.
-    let gitlab = r#"{"object_kind":"push","ref":"refs/heads/main","before":"0","after":"2222222222222222222222222222222222222222",
-        "project":{"path_with_namespace":"acme/gitops"},"user_username":"bo","commits":[]}"#;
+    let after = new_hello_commit(&s, "hey");
+    let gitlab = format!(
+        r#"{{"object_kind":"push","ref":"refs/heads/main","before":"0","after":"{after}",
+        "project":{{"path_with_namespace":"acme/gitops"}},"user_username":"bo","commits":[]}}"#
+    );
     let r = c
         .post(format!("{}/api/v1/webhooks/git", s.base))
         .header("x-gitlab-event", "Push Hook")
@@ -528,13 +469,22 @@ async fn webhooks_need_a_valid_signature() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(s.apps.calls.lock().unwrap().refreshes.len(), 2);
+    s.wait_synced_to(&after).await;
+    let pushes = s
+        .store
+        .events_since(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "webhook.push")
+        .count();
+    assert_eq!(pushes, 2);
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_refused_without_a_configured_secret() {
-    let s = start(None, None).await;
+    let s = Env::start(Options::default()).await;
+    new_hello_commit(&s, "howdy");
     let body = "{}";
     let r = client()
         .post(format!("{}/api/v1/webhooks/git", s.base))
@@ -553,7 +503,7 @@ async fn webhooks_are_refused_without_a_configured_secret() {
         .as_str()
         .unwrap()
         .contains("--webhook-secret-file"));
-    assert!(s.apps.calls.lock().unwrap().refreshes.is_empty());
+    still_at(&s, &s.first).await;
     s.stop().await;
 }
 
@@ -580,20 +530,25 @@ async fn read_events(r: &mut reqwest::Response, n: usize) -> (Vec<i64>, String) 
     (ids, text)
 }
 
-#[tokio::test]
-async fn events_stream_with_ids_and_resume() {
-    let s = start(None, None).await;
-    let c = client();
-    let e1 = s
-        .store
-        .append_event(&NewEvent::now("sync.started", "hello: sync to aaaa").application("hello"))
-        .unwrap();
-    let e2 = s
-        .store
-        .append_event(&NewEvent::now("sync.succeeded", "hello: synced"))
-        .unwrap();
+fn ids_after(s: &Env, after: Option<i64>) -> Vec<i64> {
+    s.store
+        .events_since(after.map(slipway_store::EventId), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id.0)
+        .collect()
+}
 
-    // A new client starts after the newest event and sees what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_with_ids_and_resume() {
+    let s = Env::start(Options::default()).await;
+    let c = client();
+    let startup = ids_after(&s, None);
+    assert!(!startup.is_empty(), "the first syncs are recorded");
+    let newest = *startup.last().unwrap();
+
+    // A new client starts after the newest event and sees what comes next: the events of a
+    // sync asked for through the API.
     let mut live = c
         .get(format!("{}/api/v1/events", s.base))
         .send()
@@ -601,34 +556,52 @@ async fn events_stream_with_ids_and_resume() {
         .unwrap();
     assert_eq!(live.status(), 200);
     assert_eq!(live.headers()["content-type"], "text/event-stream");
-    let e3 = s
-        .store
-        .append_event(&NewEvent::now("sync.started", "web: sync"))
+    let r = c
+        .post(format!("{}/api/v1/applications/web/sync", s.base))
+        .send()
+        .await
         .unwrap();
-    let (ids, text) = read_events(&mut live, 1).await;
-    assert_eq!(ids, vec![e3.0]);
+    assert_eq!(r.status(), 200);
+    s.handle.settled().await;
+    let new = ids_after(&s, Some(newest));
+    assert!(new.len() >= 3, "{new:?}");
+    let (ids, text) = read_events(&mut live, new.len()).await;
+    assert_eq!(ids[..new.len()], new[..]);
     let data = text
         .lines()
         .find_map(|l| l.strip_prefix("data: "))
         .expect("data line");
     let event: serde_json::Value = serde_json::from_str(data).unwrap();
     assert_eq!(event["kind"], "sync.started");
-    assert_eq!(event["message"], "web: sync");
+    assert_eq!(event["application"], "web");
+    assert!(
+        event["message"].as_str().unwrap().contains("by api"),
+        "{event}"
+    );
 
     // ?after=0 replays everything; Last-Event-ID resumes after that id.
+    let everything = ids_after(&s, None);
     let mut all = c
         .get(format!("{}/api/v1/events?after=0", s.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(read_events(&mut all, 3).await.0, vec![e1.0, e2.0, e3.0]);
+    assert_eq!(
+        read_events(&mut all, everything.len()).await.0[..everything.len()],
+        everything[..]
+    );
     let mut resumed = c
         .get(format!("{}/api/v1/events", s.base))
-        .header("last-event-id", e1.0.to_string())
+        .header("last-event-id", new[0].to_string())
         .send()
         .await
         .unwrap();
-    assert_eq!(read_events(&mut resumed, 2).await.0, vec![e2.0, e3.0]);
+    let rest = ids_after(&s, Some(new[0]));
+    assert_eq!(rest[..], new[1..]);
+    assert_eq!(
+        read_events(&mut resumed, rest.len()).await.0[..rest.len()],
+        rest[..]
+    );
 
     // Silence brings keep-alive comments.
     let mut text = String::new();
@@ -652,31 +625,54 @@ async fn events_stream_with_ids_and_resume() {
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_tail_and_follow() {
-    let s = start(None, None).await;
+    let s = Env::start(Options {
+        hello: true,
+        ..Options::default()
+    })
+    .await;
     let c = client();
-    let text = c
-        .get(format!("{}/api/v1/applications/hello/logs", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(
-        text,
-        "hello-1/hello stdout starting\nhello-1/hello stderr warming up\nhello-1/hello stdout listening on 8080\n"
+    let files = slipway_runtime::Runtime::log_files(&*s.runtime, "hello");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (label, log) = files[0].clone();
+    assert!(label.ends_with("/hello"), "{label}");
+    let service = format!("127.0.0.1:{}", s.service_port).parse().unwrap();
+    let logs = |query: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/api/v1/applications/hello/logs{query}", s.base);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    // hello logs every request it serves (the readiness probe's too, every 300 s once
+    // ready); one through the Service is the last line of the file.
+    let (code, _) = http_get(service, "/").await.expect("GET /");
+    assert_eq!(code, 200);
+    let logged = wait_until(PATIENCE, || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("stdout GET / 200 "))
+    })
+    .await;
+    assert!(logged, "{:?}", std::fs::read_to_string(&log));
+
+    // Every captured line, prefixed with the replica and container.
+    let text = logs("").await;
+    let captured = std::fs::read_to_string(&log).unwrap();
+    let expected: String = captured.lines().map(|l| format!("{label} {l}\n")).collect();
+    assert_eq!(text, expected);
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!(
+            "{label} stderr hello v1 listening on http://127.0.0.1:"
+        ))),
+        "{text}"
     );
-    let text = c
-        .get(format!("{}/api/v1/applications/hello/logs?tail=1", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(text, "hello-1/hello stdout listening on 8080\n");
+    let last = text.lines().last().unwrap().to_string();
+    assert!(
+        last.starts_with(&format!("{label} stdout GET / 200 ")),
+        "{text}"
+    );
+    assert_eq!(logs("?tail=1").await, format!("{last}\n"));
     let r = c
         .get(format!("{}/api/v1/applications/nope/logs", s.base))
         .send()
@@ -684,6 +680,7 @@ async fn logs_tail_and_follow() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // Following: the last line, then what the next request through the Service writes.
     let mut r = c
         .get(format!(
             "{}/api/v1/applications/hello/logs?follow=true&tail=1",
@@ -693,27 +690,28 @@ async fn logs_tail_and_follow() {
         .await
         .unwrap();
     let mut got = String::new();
-    let mut appended = false;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !got.contains("GET /\n") {
+    let mut requested = false;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !got.contains("GET /again") {
             let chunk = r.chunk().await.unwrap().expect("open");
             got.push_str(std::str::from_utf8(&chunk).unwrap());
-            if !appended {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&s.log)
-                    .unwrap();
-                f.write_all(b"stdout GET /\n").unwrap();
-                appended = true;
+            if !requested && got.ends_with('\n') {
+                assert_eq!(got, format!("{last}\n"));
+                let (code, _) = http_get(service, "/again").await.expect("GET /again");
+                assert_eq!(code, 404);
+                requested = true;
             }
         }
     })
     .await
     .expect("followed lines arrive");
-    assert_eq!(
-        got,
-        "hello-1/hello stdout listening on 8080\nhello-1/hello stdout GET /\n"
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 2, "{got}");
+    assert_eq!(lines[0], last);
+    assert!(
+        lines[1].starts_with(&format!("{label} stdout GET /again 404 ")),
+        "{got}"
     );
+    assert!(got.ends_with('\n'));
     s.stop().await;
 }

@@ -1,189 +1,36 @@
 //! The API over the real controller, the local runtime and the store, on a real GitOps
-//! repository: what `slipway up` serves.
+//! repository: what `slipway up` serves, driven end to end by a signed webhook that makes a
+//! new image run.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use slipway_reconcile::{AppDetail, AppSummary, Controller, ControllerConfig, ControllerHandle};
-use slipway_runtime::local::{LocalOptions, LocalRuntime};
-use slipway_server::{RuntimeView, Server, ServerConfig};
-use slipway_store::{Store, SyncRecord};
-use slipway_testkit::{wait_until, GitRepo, HelloRegistry};
+use slipway_reconcile::{AppDetail, AppSummary};
+use slipway_runtime::HealthStatus;
+use slipway_store::SyncRecord;
+use slipway_testkit::http_get;
+use support::*;
 
 const SECRET: &str = "webhook-secret";
 const TOKEN: &str = "api-token";
 
-fn deployment(image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: hello
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      containers:
-      - name: hello
-        image: {image}
-        ports:
-        - name: http
-          containerPort: 8080
-        readinessProbe:
-          httpGet:
-            path: /healthz
-            port: http
-"
-    )
-}
-
-const APPLICATION: &str = "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: hello
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/hello
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: hello
-  syncPolicy:
-    automated: {}
-    syncOptions:
-    - CreateNamespace=true
-";
-
-const SERVICE: &str = "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  selector:
-    app: hello
-  ports:
-  - name: http
-    port: 80
-    targetPort: http
-";
-
-struct Env {
-    base: String,
-    handle: ControllerHandle,
-    runtime: Arc<LocalRuntime>,
-    store: Store,
-    repo: GitRepo,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(registry: &HelloRegistry) -> Env {
-    let image = registry.push_hello("v1").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let repo = GitRepo::init(dir.path().join("gitops"));
-    repo.write("applications/hello.yaml", APPLICATION);
-    repo.write("apps/hello/deployment.yaml", &deployment(&image));
-    repo.write("apps/hello/service.yaml", SERVICE);
-    repo.commit("hello v1");
-    let data = dir.path().join("data");
-    let store = Store::open(data.join("slipway.db")).expect("store");
-    let runtime = Arc::new(
-        LocalRuntime::open(LocalOptions::new(&data))
-            .await
-            .expect("runtime"),
-    );
-    // Polling is slow on purpose: only the webhook makes the controller look at Git again.
-    let config = ControllerConfig {
-        repo: repo.dir().to_string_lossy().into_owned(),
-        revision: "HEAD".into(),
-        apps_path: "applications".into(),
-        data_dir: data.clone(),
-        poll_interval: Duration::from_secs(3600),
-    };
-    let handle = Controller::start(config, runtime.clone(), store.clone())
+async fn get<T: serde::de::DeserializeOwned>(env: &Env, path: &str) -> T {
+    let r = reqwest::Client::new()
+        .get(format!("{}{path}", env.base))
+        .bearer_auth(TOKEN)
+        .send()
         .await
-        .expect("controller");
-    let mut server_config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    server_config.token = Some(TOKEN.into());
-    server_config.webhook_secret = Some(SECRET.into());
-    server_config.data_dir = data;
-    server_config.poll_interval = Duration::from_millis(20);
-    let view: Arc<dyn RuntimeView> = runtime.clone();
-    let server = Server::new(server_config, handle.clone(), view, store.clone());
-    let listener = server.bind().await.expect("bind");
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        server
-            .serve_with_shutdown(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-    });
-    Env {
-        base: format!("http://{addr}"),
-        handle,
-        runtime,
-        store,
-        repo,
-        stop,
-        server,
-        _dir: dir,
-    }
+        .expect("send");
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.expect("json")
 }
 
-impl Env {
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        let r = reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(r.status(), 200, "{path}");
-        r.json().await.expect("json")
-    }
-
-    async fn hello(&self) -> AppSummary {
-        let apps: Vec<AppSummary> = self.get("/api/v1/applications").await;
-        apps.into_iter()
-            .find(|a| a.name == "hello")
-            .expect("hello is listed")
-    }
-
-    async fn wait_synced_to(&self, revision: &str) {
-        let ok = wait_until(Duration::from_secs(120), || async {
-            let a = self.hello().await;
-            a.synced_revision.as_deref() == Some(revision)
-                && a.health.status == slipway_runtime::HealthStatus::Healthy
-        })
-        .await;
-        assert!(
-            ok,
-            "hello never synced {revision}: {:?}",
-            self.hello().await
-        );
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.server)
-            .await
-            .expect("server stops")
-            .expect("server task");
-        self.handle.shutdown().await;
-        self.runtime.shutdown().await;
-    }
+async fn hello(env: &Env) -> AppSummary {
+    let apps: Vec<AppSummary> = get(env, "/api/v1/applications").await;
+    apps.into_iter()
+        .find(|a| a.name == "hello")
+        .expect("hello is listed")
 }
 
 fn push_body(repo: &str, after: &str) -> String {
@@ -200,16 +47,22 @@ fn push_body(repo: &str, after: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_history_events_and_webhook_driven_syncs() {
-    let registry = HelloRegistry::start().await;
-    let env = start(&registry).await;
-    let v1 = env.repo.git(&["rev-parse", "HEAD"]).trim().to_string();
-    env.wait_synced_to(&v1).await;
+    let env = Env::start(Options {
+        token: Some(TOKEN),
+        secret: Some(SECRET),
+        hello: true,
+    })
+    .await;
+    let v1 = env.first.clone();
 
     // List, get, history.
-    let detail: AppDetail = env.get("/api/v1/applications/hello").await;
+    let listed = hello(&env).await;
+    assert_eq!(listed.synced_revision.as_deref(), Some(v1.as_str()));
+    assert_eq!(listed.health.status, HealthStatus::Healthy);
+    let detail: AppDetail = get(&env, "/api/v1/applications/hello").await;
     assert_eq!(detail.summary.revision.as_deref(), Some(v1.as_str()));
     assert!(detail.resources.iter().any(|r| r.id.kind == "Deployment"));
-    let history: Vec<SyncRecord> = env.get("/api/v1/applications/hello/history").await;
+    let history: Vec<SyncRecord> = get(&env, "/api/v1/applications/hello/history").await;
     assert!(!history.is_empty());
     assert_eq!(history[0].revision, v1);
     let r = reqwest::Client::new()
@@ -243,13 +96,15 @@ async fn reads_history_events_and_webhook_driven_syncs() {
     drop(all);
 
     // A new commit the controller does not know of yet (polling is hourly).
+    let registry = env.registry.as_ref().expect("registry");
     let v2_image = registry.push_hello("v2").await;
     env.repo
-        .write("apps/hello/deployment.yaml", &deployment(&v2_image));
+        .write("apps/hello/deployment.yaml", &hello_deployment(&v2_image));
     let v2 = env.repo.commit("hello v2");
     let syncs_before = env.store.sync_history("hello", 100).unwrap().len();
 
-    // Unsigned: 401, recorded, and nothing syncs.
+    // Unsigned: 401, recorded, and nothing syncs (the controller has handled everything
+    // asked of it when `settled` answers, a refresh included).
     let body = push_body("acme/gitops", &v2);
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/webhooks/git", env.base))
@@ -260,12 +115,9 @@ async fn reads_history_events_and_webhook_driven_syncs() {
         .unwrap();
     assert_eq!(r.status(), 401);
     env.handle.settled().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    env.handle.settled().await;
-    assert_eq!(
-        env.hello().await.synced_revision.as_deref(),
-        Some(v1.as_str())
-    );
+    let now = hello(&env).await;
+    assert_eq!(now.revision.as_deref(), Some(v1.as_str()));
+    assert_eq!(now.synced_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(
         env.store.sync_history("hello", 100).unwrap().len(),
         syncs_before
@@ -279,7 +131,7 @@ async fn reads_history_events_and_webhook_driven_syncs() {
         .count();
     assert_eq!(rejected, 1);
 
-    // Signed: 202, and hello reaches v2.
+    // Signed: 202, and hello reaches v2 and serves it through its Service.
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/webhooks/git", env.base))
         .header("x-github-event", "push")
@@ -293,5 +145,14 @@ async fn reads_history_events_and_webhook_driven_syncs() {
         .unwrap();
     assert_eq!(r.status(), 202);
     env.wait_synced_to(&v2).await;
+    let addr = format!("127.0.0.1:{}", env.service_port).parse().unwrap();
+    let (status, answer) = http_get(addr, "/")
+        .await
+        .expect("GET / through the Service");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.starts_with("hello from v2"), "{answer}");
+    let history: Vec<SyncRecord> = get(&env, "/api/v1/applications/hello/history").await;
+    assert_eq!(history[0].revision, v2);
+    assert_eq!(history[0].message, "hello v2");
     env.stop().await;
 }

@@ -1,262 +1,101 @@
-//! Test scaffolding: an in-memory [`Runtime`] that records every operation, and a GitOps
-//! repository fixture.
+//! Test scaffolding: a GitOps repository, a data directory with the store, and the real
+//! local runtime on it; manifests; and ways to look at what the runtime runs.
 //!
-//! The in-memory runtime stands in for `LocalRuntime` where a test is about the controller's
-//! decisions (order, prune, self-heal, restart), so those run in milliseconds: objects become
-//! Healthy at once, except Jobs annotated `test.slipway.dev/fail: "true"` (Degraded) and
-//! Deployments annotated `test.slipway.dev/progressing: "true"` (never ready).
+//! Everything is real: `git` repositories, SQLite, `LocalRuntime` processes. Objects that
+//! only need to exist are ConfigMaps (no process); Jobs run `/bin/sh -c` from the host (the
+//! hello image has no shell, so the runtime finds `/bin/sh` on the host); Deployments run
+//! the hello image from a real registry or an OCI layout.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use slipway_model::{Object, ResId};
 use slipway_reconcile::{Controller, ControllerConfig, ControllerHandle, ControllerOptions};
-use slipway_runtime::{
-    ApplyOptions, ApplyReport, Health, HealthStatus, LiveObject, Runtime, RuntimeError,
-    RuntimeEvent, ServiceEndpoint,
-};
+use slipway_runtime::local::{LocalOptions, LocalRuntime};
+use slipway_runtime::{LiveObject, Runtime};
 use slipway_store::Store;
 use slipway_testkit::GitRepo;
-use tokio::sync::broadcast;
 
-type Key = (String, String, String, String);
-
-fn key(id: &ResId) -> Key {
-    (
-        id.group.clone(),
-        id.kind.clone(),
-        id.namespace.clone(),
-        id.name.clone(),
-    )
-}
-
-#[derive(Default)]
-struct State {
-    objects: BTreeMap<Key, LiveObject>,
-    heal: BTreeMap<String, bool>,
-    log: Vec<String>,
-}
-
-/// The in-memory runtime.
-pub struct FakeRuntime {
-    state: Mutex<State>,
-    events: broadcast::Sender<RuntimeEvent>,
-}
-
-impl FakeRuntime {
-    pub fn new() -> Arc<FakeRuntime> {
-        Arc::new(FakeRuntime {
-            state: Mutex::new(State::default()),
-            events: broadcast::channel(1024).0,
-        })
-    }
-
-    /// Every operation so far: `apply Kind/name`, `delete Kind/name`.
-    pub fn log(&self) -> Vec<String> {
-        self.state.lock().unwrap().log.clone()
-    }
-
-    pub fn clear_log(&self) {
-        self.state.lock().unwrap().log.clear();
-    }
-
-    /// The live manifest of an object, found by kind and name.
-    pub fn manifest(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
-        let s = self.state.lock().unwrap();
-        s.objects
-            .values()
-            .find(|l| l.id.kind == kind && l.id.name == name)
-            .map(|l| l.manifest.clone())
-    }
-
-    pub fn names(&self, owner: &str) -> Vec<String> {
-        let s = self.state.lock().unwrap();
-        s.objects
-            .values()
-            .filter(|l| l.owner == owner)
-            .map(|l| format!("{}/{}", l.id.kind, l.id.name))
-            .collect()
-    }
-
-    /// A replica of a Deployment died: with heal off it stays dead (Degraded, drift).
-    pub fn kill_replica(&self, kind: &str, name: &str) {
-        let mut s = self.state.lock().unwrap();
-        let heal = |owner: &str, s: &State| s.heal.get(owner).copied().unwrap_or(false);
-        let Some(k) = s
-            .objects
-            .iter()
-            .find(|(_, l)| l.id.kind == kind && l.id.name == name)
-            .map(|(k, _)| k.clone())
-        else {
-            panic!("no {kind}/{name}");
-        };
-        let owner = s.objects[&k].owner.clone();
-        let healing = heal(&owner, &s);
-        let l = s.objects.get_mut(&k).unwrap();
-        let message = format!("replica {name}-0 exited: killed by signal 9");
-        if !healing {
-            l.health = Health {
-                status: HealthStatus::Degraded,
-                message: message.clone(),
-            };
-            l.drift = vec![message.clone()];
-        }
-        let ev = RuntimeEvent {
-            owner,
-            id: l.id.clone(),
-            message,
-        };
-        drop(s);
-        let _ = self.events.send(ev);
-    }
-
-    /// Someone deleted an object behind the controller's back.
-    pub fn remove(&self, kind: &str, name: &str) {
-        let mut s = self.state.lock().unwrap();
-        let k = s
-            .objects
-            .iter()
-            .find(|(_, l)| l.id.kind == kind && l.id.name == name)
-            .map(|(k, _)| k.clone())
-            .expect("object to remove");
-        let l = s.objects.remove(&k).unwrap();
-        drop(s);
-        let _ = self.events.send(RuntimeEvent {
-            owner: l.owner,
-            id: l.id,
-            message: "deleted".into(),
-        });
-    }
-
-    /// What a restart of the process leaves: nothing.
-    pub fn wipe(&self) {
-        let mut s = self.state.lock().unwrap();
-        s.objects.clear();
-        s.log.clear();
-    }
-}
-
-fn annotated(obj: &Object, key: &str) -> bool {
-    obj.annotations().get(key).and_then(|v| v.as_str()) == Some("true")
-}
-
-impl Runtime for FakeRuntime {
-    async fn apply(
-        &self,
-        owner: &str,
-        objects: Vec<Object>,
-        options: &ApplyOptions,
-    ) -> Result<ApplyReport, RuntimeError> {
-        let mut report = ApplyReport::default();
-        let mut events = Vec::new();
-        {
-            let mut s = self.state.lock().unwrap();
-            s.heal.insert(owner.to_string(), options.heal);
-            for obj in objects {
-                let id = obj.id();
-                let k = key(&id);
-                if let Some(existing) = s.objects.get(&k) {
-                    if existing.owner != owner {
-                        return Err(RuntimeError::Owned {
-                            id,
-                            owner: existing.owner.clone(),
-                        });
-                    }
-                }
-                let health = if obj.kind() == "Job" && annotated(&obj, "test.slipway.dev/fail") {
-                    Health {
-                        status: HealthStatus::Degraded,
-                        message: "job failed: exit code 1".into(),
-                    }
-                } else if annotated(&obj, "test.slipway.dev/progressing") {
-                    Health {
-                        status: HealthStatus::Progressing,
-                        message: "0 of 1 replicas ready".into(),
-                    }
-                } else {
-                    Health::healthy()
-                };
-                let mut manifest = obj.value.clone();
-                manifest["status"] = serde_json::json!({"observed": true});
-                let before = s.objects.get(&k).map(|l| {
-                    let mut m = l.manifest.clone();
-                    m.as_object_mut().unwrap().remove("status");
-                    m
-                });
-                match before {
-                    None => report.created.push(id.clone()),
-                    Some(m) if m == obj.value => report.unchanged.push(id.clone()),
-                    Some(_) => report.configured.push(id.clone()),
-                }
-                s.log.push(format!("apply {}/{}", id.kind, id.name));
-                events.push(RuntimeEvent {
-                    owner: owner.to_string(),
-                    id: id.clone(),
-                    message: "applied".into(),
-                });
-                s.objects.insert(
-                    k,
-                    LiveObject {
-                        id,
-                        owner: owner.to_string(),
-                        manifest,
-                        health,
-                        drift: vec![],
-                    },
-                );
-            }
-        }
-        for e in events {
-            let _ = self.events.send(e);
-        }
-        Ok(report)
-    }
-
-    async fn delete(&self, ids: Vec<ResId>) -> Result<(), RuntimeError> {
-        let mut s = self.state.lock().unwrap();
-        for id in ids {
-            if s.objects.remove(&key(&id)).is_some() {
-                s.log.push(format!("delete {}/{}", id.kind, id.name));
-            }
-        }
-        Ok(())
-    }
-
-    fn observe(&self, owner: Option<&str>) -> Vec<LiveObject> {
-        let s = self.state.lock().unwrap();
-        s.objects
-            .values()
-            .filter(|l| owner.is_none_or(|o| o == l.owner))
-            .cloned()
-            .collect()
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
-        self.events.subscribe()
-    }
-
-    fn endpoints(&self, _owner: Option<&str>) -> Vec<ServiceEndpoint> {
-        Vec::new()
-    }
-
-    fn log_files(&self, _owner: &str) -> Vec<(String, PathBuf)> {
-        Vec::new()
-    }
-
-    fn metrics(&self) -> String {
-        String::new()
-    }
-}
+/// How long anything may take to converge before a test gives up (never asserted on).
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A GitOps repository in a temporary directory plus the data directory.
 pub struct Fixture {
     pub tmp: tempfile::TempDir,
     pub git: GitRepo,
     pub store: Store,
+    runtimes: Mutex<Vec<Arc<LocalRuntime>>>,
+    controllers: Mutex<Vec<ControllerHandle>>,
+}
+
+/// A test that fails midway leaves no process behind: the controllers it started stop (no
+/// sync starts anything afterwards), then its runtimes shut down (their supervisors would
+/// restart a replica that is merely killed), then whatever is left is killed.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let controllers = std::mem::take(&mut *lock(&self.controllers));
+        let runtimes = std::mem::take(&mut *lock(&self.runtimes));
+        if std::thread::panicking() {
+            diagnose(&self.store, &self.tmp.path().join("runtime/logs"));
+            on_runtime(async {
+                for h in &controllers {
+                    h.shutdown().await;
+                }
+                for rt in &runtimes {
+                    rt.shutdown().await;
+                }
+            });
+        }
+        for rt in &runtimes {
+            for pid in rt.pids() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", "--", &format!("-{pid}")])
+                    .status();
+            }
+        }
+    }
+}
+
+/// What a failed test prints to explain itself: the store's events and the last lines
+/// every process wrote.
+pub fn diagnose(store: &Store, logs: &std::path::Path) {
+    eprintln!("--- events");
+    for e in store.events_since(None, 10_000).unwrap_or_default() {
+        let app = e.application.unwrap_or_default();
+        eprintln!("{} {app} {}: {}", e.id.0, e.kind, e.message);
+    }
+    let mut dirs = vec![logs.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                eprintln!("--- {}", path.display());
+                let lines: Vec<&str> = text.lines().collect();
+                for l in &lines[lines.len().saturating_sub(10)..] {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `work` to completion from synchronous code inside a multi-threaded tokio runtime
+/// (a `Drop` during a test); does nothing elsewhere.
+fn on_runtime(work: impl std::future::Future<Output = ()>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| handle.block_on(work));
+    }
 }
 
 impl Fixture {
@@ -264,11 +103,44 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let git = GitRepo::init(tmp.path().join("gitops"));
         let store = Store::open(tmp.path().join("data/slipway.db")).unwrap();
-        Fixture { tmp, git, store }
+        std::fs::create_dir_all(tmp.path().join("work")).unwrap();
+        Fixture {
+            tmp,
+            git,
+            store,
+            runtimes: Mutex::new(Vec::new()),
+            controllers: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn repo(&self) -> String {
         self.git.dir().display().to_string()
+    }
+
+    /// A scratch directory Jobs write their side effects to.
+    pub fn work(&self) -> PathBuf {
+        self.tmp.path().join("work")
+    }
+
+    /// Lines Jobs and replicas appended to `work/<name>`, in order.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.work().join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The real local runtime on `<tmp>/runtime` (opening it again after a shutdown is what
+    /// a restart of Slipway does: leftovers are killed, nothing runs).
+    pub async fn runtime(&self) -> Arc<LocalRuntime> {
+        let rt = Arc::new(
+            LocalRuntime::open(LocalOptions::new(self.tmp.path().join("runtime")))
+                .await
+                .expect("open the local runtime"),
+        );
+        lock(&self.runtimes).push(rt.clone());
+        rt
     }
 
     pub fn config(&self) -> ControllerConfig {
@@ -283,7 +155,7 @@ impl Fixture {
 
     pub async fn start<R: Runtime>(&self, runtime: Arc<R>) -> ControllerHandle {
         let options = ControllerOptions {
-            wave_timeout: Duration::from_secs(60),
+            wave_timeout: PATIENCE,
             health_poll: Duration::from_millis(20),
             self_heal_backoff: Duration::from_millis(200),
             ..ControllerOptions::default()
@@ -291,6 +163,7 @@ impl Fixture {
         let h = Controller::start_with(self.config(), options, runtime, self.store.clone())
             .await
             .unwrap();
+        lock(&self.controllers).push(h.clone());
         h.settled().await;
         h
     }
@@ -312,6 +185,61 @@ impl Fixture {
     pub fn event_kinds(&self, app: &str) -> Vec<String> {
         self.events(app).into_iter().map(|(k, _)| k).collect()
     }
+
+    /// `sync.*` events of an application as `kind: message`, oldest first: the steps a sync
+    /// took, in the order it took them.
+    pub fn sync_steps(&self, app: &str) -> Vec<String> {
+        self.events(app)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("sync."))
+            .map(|(k, m)| format!("{k}: {m}"))
+            .collect()
+    }
+}
+
+/// `Kind/name` of every live object of `owner`, sorted.
+pub fn names(rt: &LocalRuntime, owner: &str) -> Vec<String> {
+    let mut n: Vec<String> = rt
+        .observe(Some(owner))
+        .into_iter()
+        .map(|l| format!("{}/{}", l.id.kind, l.id.name))
+        .collect();
+    n.sort();
+    n
+}
+
+/// The live object of kind and name.
+pub fn live(rt: &LocalRuntime, kind: &str, name: &str) -> Option<LiveObject> {
+    rt.observe(None)
+        .into_iter()
+        .find(|l| l.id.kind == kind && l.id.name == name)
+}
+
+/// The image of the first container of a live Deployment, as applied.
+pub fn image_of(rt: &LocalRuntime, name: &str) -> String {
+    live(rt, "Deployment", name)
+        .expect("live Deployment")
+        .manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Every pid of every container the runtime runs, sorted (a restart or a re-created
+/// replica changes it; a sync that changes nothing does not).
+pub fn pids(rt: &LocalRuntime) -> Vec<u32> {
+    let mut p = rt.pids();
+    p.sort_unstable();
+    p
+}
+
+/// `kill -9 <pid>`, or the whole process group with a negative id.
+pub fn kill(target: i64) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", "--", &target.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {target}");
 }
 
 /// An Application manifest.
@@ -339,7 +267,7 @@ pub fn automated(prune: bool, self_heal: bool) -> String {
     format!("  syncPolicy:\n    automated:\n      prune: {prune}\n      selfHeal: {self_heal}\n")
 }
 
-/// A Deployment of `image` with `replicas`.
+/// A Deployment of `image` (the hello image) with `replicas`, ready once its port listens.
 pub fn deployment(name: &str, image: &str, replicas: u32, annotations: &str) -> String {
     format!(
         "apiVersion: apps/v1
@@ -358,6 +286,7 @@ metadata:
       labels:
         app: {name}
     spec:
+      terminationGracePeriodSeconds: 5
       containers:
         - name: {name}
           image: {image}
@@ -398,20 +327,28 @@ metadata:
     )
 }
 
-/// A Job.
-pub fn job(name: &str, annotations: &str) -> String {
+/// A Job running `/bin/sh -c script` once (no retries), with the ConfigMap `env_from` as
+/// environment when it exists (optional reference).
+pub fn job(name: &str, annotations: &str, image: &str, script: &str, env_from: &str) -> String {
+    let script = serde_json::to_string(script).unwrap();
     format!(
         "apiVersion: batch/v1
 kind: Job
 metadata:
   name: {name}
 {annotations}spec:
+  backoffLimit: 0
   template:
     spec:
       restartPolicy: Never
       containers:
         - name: {name}
-          image: hello:1
+          image: {image}
+          command: [\"/bin/sh\", \"-c\", {script}]
+          envFrom:
+            - configMapRef:
+                name: {env_from}
+                optional: true
 "
     )
 }
