@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use slipway_reconcile::{AppSummary, Controller, ControllerConfig, ControllerHandle, SyncStatus};
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
-use slipway_runtime::{HealthStatus, Runtime};
+use slipway_runtime::{HealthStatus, RolloutHost, Runtime};
 use slipway_server::{RuntimeView, Server, ServerConfig};
 use slipway_store::Store;
 
@@ -175,7 +175,7 @@ fn init_tracing(quiet: bool) {
 
 /// Controller and server over `runtime`, until a signal (or, with `--exit-when-synced`,
 /// until everything settled).
-async fn up<R: Runtime>(
+async fn up<R: RolloutHost>(
     args: &UpArgs,
     global: &Global,
     setup: Setup,
@@ -192,6 +192,48 @@ async fn up<R: Runtime>(
     let handle = Controller::start(config, runtime.clone(), store.clone())
         .await
         .with_context(|| format!("cannot start the controller on {}", args.repo))?;
+    // The rollout controller drives the Rollouts the GitOps controller applies, over the same
+    // runtime and store. Its handle (commands, status) is what the server's rollout routes and
+    // `slipway rollout` verbs will use. An aborted Rollout with
+    // `slipway.dev/revert-on-abort: "true"` becomes a rollback commit of its application (to
+    // the revision synced before the current one), so Git matches what runs.
+    let on_revert: slipway_rollout::controller::RevertHook = {
+        let handle = handle.clone();
+        Arc::new(move |r: slipway_rollout::controller::RevertRequest| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                match handle.rollback(&r.owner, None, "slipway-rollout").await {
+                    Ok(done) => tracing::info!(
+                        "rollout {} aborted: application {} reverted by {}",
+                        r.rollout,
+                        r.owner,
+                        done.commit
+                    ),
+                    Err(e) => tracing::warn!(
+                        "rollout {} aborted: cannot revert application {}: {e}",
+                        r.rollout,
+                        r.owner
+                    ),
+                }
+            });
+        })
+    };
+    let rollouts = match slipway_rollout::controller::start(
+        runtime.clone(),
+        store.clone(),
+        slipway_rollout::ControllerOptions {
+            on_revert: Some(on_revert),
+            ..slipway_rollout::ControllerOptions::default()
+        },
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            handle.shutdown().await;
+            return Err(anyhow::Error::new(e).context("cannot start the rollout controller"));
+        }
+    };
 
     let mut server_config = ServerConfig::new(args.listen);
     server_config.token = setup.token;
@@ -202,6 +244,7 @@ async fn up<R: Runtime>(
     let listener = match server.bind().await {
         Ok(l) => l,
         Err(e) => {
+            rollouts.shutdown().await;
             handle.shutdown().await;
             return Err(e.into());
         }
@@ -243,6 +286,7 @@ async fn up<R: Runtime>(
         Err(e) => tracing::warn!("server task: {e}"),
         Ok(Ok(())) => {}
     }
+    rollouts.shutdown().await;
     handle.shutdown().await;
     Ok(code)
 }

@@ -9,19 +9,22 @@
 //! - [`judge`]: a sequential statistical judge that compares canary and stable continuously
 //!   with anytime-valid tests (see `docs/judge.md`).
 //!
-//! The controller that drives a rollout (processes, the proxy, the store) builds on these and
-//! lives elsewhere.
+//! The controller that drives a rollout (processes, the proxy, the store) builds on these:
+//! [`controller`] is that imperative shell (observe, `machine::step`, checkpoint, act) over a
+//! `slipway_runtime::RolloutHost`; the pure modules above never call into it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod analysis;
 pub mod condition;
+pub mod controller;
 pub mod judge;
 pub mod machine;
 pub mod providers;
 pub mod run;
 
+pub use controller::{ControllerOptions, RolloutHandle};
 pub use machine::{describe, resync, step};
 pub use providers::{Provider, Providers, TrafficStats};
 pub use run::{AnalysisRun, AnalysisRunner};

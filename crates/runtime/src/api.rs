@@ -216,3 +216,112 @@ pub trait Runtime: Send + Sync + 'static {
     /// Proxy metrics of every Service, in the Prometheus text format.
     fn metrics(&self) -> String;
 }
+
+/// The label that names a Rollout pod's revision (its pod template hash), as Argo Rollouts
+/// sets it on ReplicaSets and pods, and injects into the selectors of the `canaryService`,
+/// `stableService`, `activeService` and `previewService`.
+pub const POD_TEMPLATE_HASH_LABEL: &str = "rollouts-pod-template-hash";
+
+/// A Rollout as the runtime holds it, for the rollout controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutObject {
+    /// Application that applied it.
+    pub owner: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The manifest as applied.
+    pub manifest: serde_json::Value,
+    /// The pod template hash of `spec.template` (the desired revision).
+    pub revision: String,
+}
+
+/// Pods of one revision of a Rollout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionPods {
+    /// Pods running or starting (not being removed).
+    pub replicas: u32,
+    /// Of which pass readiness.
+    pub ready: u32,
+    /// Of which have been ready for `minReadySeconds`.
+    pub available: u32,
+}
+
+/// What the rollout controller reports about a Rollout; `observe` shows it as the Rollout's
+/// `status` (Argo's field names) and maps its phase to health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutStatusReport {
+    /// `Healthy`, `Progressing`, `Paused` or `Degraded` (Argo's phases).
+    pub phase: String,
+    /// Why (`RolloutAborted: ...`, `CanaryPauseStep`...).
+    pub message: String,
+    /// The update is aborted.
+    pub aborted: bool,
+    /// Canary: index of the current step.
+    pub current_step_index: Option<u32>,
+    /// Percentage of traffic to the canary.
+    pub canary_weight: u32,
+    /// Percentage of traffic to the stable.
+    pub stable_weight: u32,
+    /// The stable revision (`status.stableRS`).
+    pub stable_rs: Option<String>,
+    /// The desired revision (`status.currentPodHash`).
+    pub current_pod_hash: Option<String>,
+    /// Blue-green active revision.
+    pub active_selector: Option<String>,
+    /// Blue-green preview revision.
+    pub preview_selector: Option<String>,
+}
+
+/// What the rollout controller needs from a runtime on top of [`Runtime`]: the Rollouts, their
+/// pods per revision, scaling a revision, pinning Services to a revision, routing traffic
+/// between revisions and reading the proxy's per-revision counters. The runtime runs no
+/// Rollout pod on its own: it runs what [`RolloutHost::scale_revision`] asks for.
+pub trait RolloutHost: Runtime {
+    /// Every Rollout the runtime holds.
+    fn rollouts(&self) -> Vec<RolloutObject>;
+
+    /// Pods per revision of the Rollout `namespace/name` (revisions without pods absent).
+    fn revision_pods(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> std::collections::BTreeMap<String, RevisionPods>;
+
+    /// Run `replicas` pods of `revision` of the Rollout (drained from the proxy before they
+    /// stop, as a Deployment's). Fails when the revision's pod template is unknown (neither
+    /// the current template nor one seen since the runtime opened).
+    // `RuntimeError` is the trait family's error type (see `LocalRuntime::check`).
+    #[allow(clippy::result_large_err)]
+    fn scale_revision(
+        &self,
+        namespace: &str,
+        name: &str,
+        revision: &str,
+        replicas: u32,
+    ) -> Result<(), RuntimeError>;
+
+    /// Pins Service `namespace/service` to pods of `revision` (Argo injects
+    /// `rollouts-pod-template-hash` into the Service's selector); `None` removes the pin. A
+    /// pinned Service still reaches the other revisions its routing names.
+    fn pin_service(&self, namespace: &str, service: &str, revision: Option<&str>);
+
+    /// Sets how Service `namespace/service` spreads requests over revisions (every port).
+    #[allow(clippy::result_large_err)]
+    fn set_routing(
+        &self,
+        namespace: &str,
+        service: &str,
+        routing: slipway_traffic::Routing,
+    ) -> Result<(), RuntimeError>;
+
+    /// Services of `namespace` whose selector (without pins) selects pods of the Rollout.
+    fn rollout_services(&self, namespace: &str, name: &str) -> Vec<String>;
+
+    /// The proxy's counters of Service `namespace/service` (one per port).
+    fn service_stats(&self, namespace: &str, service: &str) -> Vec<slipway_traffic::ServiceStats>;
+
+    /// Records the Rollout's status (what `observe` reports).
+    fn set_rollout_status(&self, namespace: &str, name: &str, status: RolloutStatusReport);
+}

@@ -14,6 +14,7 @@ mod api;
 pub mod local;
 
 pub use api::{
-    ApplyOptions, ApplyReport, Health, HealthStatus, LiveObject, LogLine, Runtime, RuntimeError,
-    RuntimeEvent, ServiceEndpoint,
+    ApplyOptions, ApplyReport, Health, HealthStatus, LiveObject, LogLine, RevisionPods,
+    RolloutHost, RolloutObject, RolloutStatusReport, Runtime, RuntimeError, RuntimeEvent,
+    ServiceEndpoint, POD_TEMPLATE_HASH_LABEL,
 };

@@ -8,6 +8,7 @@
 //! ```text
 //! images/                          unpacked roots by manifest digest (slipway_oci::cache)
 //! pulls/                           an OCI layout of every pulled image's blobs
+//! rollouts/<ns>/<name>/<hash>.json every pod template a Rollout was applied with
 //! run/<ns>/<pod>/volumes/<vol>/    materialized volumes
 //! run/<ns>/<pod>/<container>.pid   pid and start time, for diagnostics
 //! logs/<ns>/<pod>/<container>.log  captured output, each line `stdout ...`/`stderr ...`
@@ -22,6 +23,8 @@
 //!   `probe`: httpGet/tcpSocket/exec;
 //! - `pod`: one pod's identity and preparation; `replica`: its supervision;
 //! - `rollout`: the rollout decision (pure); `deployment`: its controller; `job`: Jobs;
+//! - `argo_rollout`: Argo `Rollout`s, pods per revision as the rollout controller asks
+//!   (through [`crate::RolloutHost`], implemented here);
 //! - `service`: proxy listeners and their backends.
 //!
 //! Convergence happens in background tasks (one per Deployment, Job and replica); `apply`
@@ -29,6 +32,7 @@
 //! progress. Locks are never held across an await; the order is state → pods → a pod's
 //! state → a service's state.
 
+mod argo_rollout;
 mod deployment;
 mod env;
 mod image;
@@ -57,6 +61,7 @@ use crate::{
     ApplyOptions, ApplyReport, Health, LiveObject, Runtime, RuntimeError, RuntimeEvent,
     ServiceEndpoint,
 };
+use argo_rollout::RolloutWorkload;
 use deployment::Deployment;
 use job::Job;
 use pod::Pod;
@@ -223,6 +228,10 @@ impl LocalRuntime {
                     let j = Arc::clone(j);
                     work.spawn(async move { j.shutdown().await });
                 }
+                Active::Rollout(r) => {
+                    let r = Arc::clone(r);
+                    work.spawn(async move { r.shutdown(&inner).await });
+                }
                 _ => {}
             }
         }
@@ -241,6 +250,7 @@ impl LocalRuntime {
             let pods = match &e.active {
                 Active::Deployment(d) => d.pods(),
                 Active::Job(j) => j.pods(),
+                Active::Rollout(r) => r.pods(),
                 _ => continue,
             };
             for p in pods {
@@ -250,12 +260,13 @@ impl LocalRuntime {
         out
     }
 
-    /// The replicas (pods) of a Deployment or Job with their pids, oldest first.
+    /// The replicas (pods) of a Deployment, Job or Rollout with their pids, oldest first.
     pub fn pods_of(&self, id: &ResId) -> Vec<(String, Vec<u32>)> {
         let st = self.inner.lock();
         let pods = match st.objects.get(&Key::of(id)).map(|e| &e.active) {
             Some(Active::Deployment(d)) => d.pods(),
             Some(Active::Job(j)) => j.pods(),
+            Some(Active::Rollout(r)) => r.pods(),
             _ => Vec::new(),
         };
         pods.iter()
@@ -314,6 +325,10 @@ impl LocalRuntime {
                 }
                 Ok(())
             };
+            if id.group == "argoproj.io" && id.kind == "Rollout" {
+                let r = argo_rollout::parse(&o.value).map_err(invalid)?;
+                images(&r.template)?;
+            }
             if id.group.is_empty() || id.group == "apps" || id.group == "batch" {
                 match (id.group.as_str(), id.kind.as_str()) {
                     ("apps", "Deployment") => {
@@ -391,6 +406,7 @@ fn apply_rank(kind: &str) -> u8 {
 }
 
 enum Stop {
+    Rollout(Arc<RolloutWorkload>),
     Deployment(Arc<Deployment>),
     Job(Arc<Job>),
     Service(Arc<Service>),
@@ -399,6 +415,7 @@ enum Stop {
 impl Stop {
     async fn run(self, inner: &Arc<Inner>) {
         match self {
+            Stop::Rollout(r) => r.shutdown(inner).await,
             Stop::Deployment(d) => d.shutdown(inner).await,
             Stop::Job(j) => j.shutdown().await,
             Stop::Service(s) => s.close(Duration::from_secs(5)).await,
@@ -441,6 +458,13 @@ impl LocalRuntime {
                 {
                     d.heal.store(options.heal, Ordering::SeqCst);
                 }
+                if let Some(Entry {
+                    active: Active::Rollout(r),
+                    ..
+                }) = &existing
+                {
+                    r.heal.store(options.heal, Ordering::SeqCst);
+                }
                 if existing.as_ref().is_some_and(|e| e.manifest == o.value) {
                     report.unchanged.push(id.clone());
                     continue;
@@ -472,6 +496,28 @@ impl LocalRuntime {
                                 Active::Deployment(d)
                             }
                             _ => Active::Deployment(Deployment::start(
+                                inner,
+                                id.clone(),
+                                owner,
+                                &ns,
+                                spec,
+                                options.heal,
+                            )),
+                        }
+                    }
+                    ("argoproj.io", "Rollout", previous) => {
+                        let spec = argo_rollout::parse(&o.value).map_err(|message| {
+                            RuntimeError::Invalid {
+                                id: id.clone(),
+                                message,
+                            }
+                        })?;
+                        match previous {
+                            Some(Active::Rollout(r)) => {
+                                r.set_spec(spec);
+                                Active::Rollout(r)
+                            }
+                            _ => Active::Rollout(RolloutWorkload::start(
                                 inner,
                                 id.clone(),
                                 owner,
@@ -545,6 +591,7 @@ impl LocalRuntime {
                 if let Some(e) = st.objects.remove(&Key::of(id)) {
                     match e.active {
                         Active::Deployment(d) => stops.push(Stop::Deployment(d)),
+                        Active::Rollout(r) => stops.push(Stop::Rollout(r)),
                         Active::Job(j) => stops.push(Stop::Job(j)),
                         Active::Service(s) => stops.push(Stop::Service(s)),
                         _ => {}
@@ -574,6 +621,10 @@ impl LocalRuntime {
             Active::Job(j) => {
                 let (s, h) = j.observed();
                 (Some(s), h, Vec::new())
+            }
+            Active::Rollout(r) => {
+                let (s, h, d) = r.observed();
+                (Some(s), h, d)
             }
             Active::Service(s) => {
                 let errors = s.errors();
@@ -664,6 +715,7 @@ impl Runtime for LocalRuntime {
             match &e.active {
                 Active::Deployment(d) => pods.extend(d.pods()),
                 Active::Job(j) => pods.extend(j.pods()),
+                Active::Rollout(r) => pods.extend(r.pods()),
                 _ => {}
             }
         }
@@ -691,6 +743,138 @@ impl Runtime for LocalRuntime {
             .collect();
         let refs: Vec<&slipway_traffic::ServiceStats> = stats.iter().collect();
         slipway_traffic::render_prometheus(&refs)
+    }
+}
+
+impl LocalRuntime {
+    fn rollout_workload(&self, namespace: &str, name: &str) -> Option<Arc<RolloutWorkload>> {
+        let key = Key {
+            group: "argoproj.io".into(),
+            kind: "Rollout".into(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        match self.inner.lock().objects.get(&key).map(|e| &e.active) {
+            Some(Active::Rollout(r)) => Some(Arc::clone(r)),
+            _ => None,
+        }
+    }
+
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.inner
+            .services(namespace)
+            .into_iter()
+            .find(|s| s.name == name)
+    }
+}
+
+impl crate::RolloutHost for LocalRuntime {
+    fn rollouts(&self) -> Vec<crate::RolloutObject> {
+        self.inner
+            .lock()
+            .objects
+            .values()
+            .filter_map(|e| match &e.active {
+                Active::Rollout(r) => Some(crate::RolloutObject {
+                    owner: e.owner.clone(),
+                    namespace: r.namespace.clone(),
+                    name: e.id.name.clone(),
+                    manifest: e.manifest.clone(),
+                    revision: r.revision(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn revision_pods(&self, namespace: &str, name: &str) -> BTreeMap<String, crate::RevisionPods> {
+        self.rollout_workload(namespace, name)
+            .map(|r| r.revision_pods())
+            .unwrap_or_default()
+    }
+
+    // `RuntimeError` is the trait family's error type (see `LocalRuntime::check`).
+    #[allow(clippy::result_large_err)]
+    fn scale_revision(
+        &self,
+        namespace: &str,
+        name: &str,
+        revision: &str,
+        replicas: u32,
+    ) -> Result<(), RuntimeError> {
+        let r = self
+            .rollout_workload(namespace, name)
+            .ok_or_else(|| argo_rollout::not_found(namespace, name))?;
+        r.scale(revision, replicas)
+            .map_err(|message| RuntimeError::Invalid {
+                id: r.id.clone(),
+                message,
+            })
+    }
+
+    fn pin_service(&self, namespace: &str, service: &str, revision: Option<&str>) {
+        if let Some(s) = self.service(namespace, service) {
+            if s.pin(revision) {
+                self.inner.sync_services(namespace);
+            }
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn set_routing(
+        &self,
+        namespace: &str,
+        service: &str,
+        routing: slipway_traffic::Routing,
+    ) -> Result<(), RuntimeError> {
+        let Some(s) = self.service(namespace, service) else {
+            return Ok(());
+        };
+        let id = ResId {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Service".into(),
+            namespace: namespace.to_string(),
+            name: service.to_string(),
+        };
+        let changed = s.set_routing(routing).map_err(|e| RuntimeError::Invalid {
+            id,
+            message: e.to_string(),
+        })?;
+        if changed {
+            // A pinned Service reaches the revisions its routing names.
+            self.inner.sync_services(namespace);
+        }
+        Ok(())
+    }
+
+    fn rollout_services(&self, namespace: &str, name: &str) -> Vec<String> {
+        let Some(r) = self.rollout_workload(namespace, name) else {
+            return Vec::new();
+        };
+        let labels = r.labels();
+        self.inner
+            .services(namespace)
+            .iter()
+            .filter(|s| s.selects(&labels))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    fn service_stats(&self, namespace: &str, service: &str) -> Vec<slipway_traffic::ServiceStats> {
+        self.service(namespace, service)
+            .map(|s| s.stats())
+            .unwrap_or_default()
+    }
+
+    fn set_rollout_status(&self, namespace: &str, name: &str, status: crate::RolloutStatusReport) {
+        if let Some(r) = self.rollout_workload(namespace, name) {
+            let line = format!("rollout {}: {}", status.phase, status.message);
+            if r.set_status(status).is_some() {
+                self.inner
+                    .emit(&r.owner, &r.id, line.trim_end_matches(": ").to_string());
+            }
+        }
     }
 }
 

@@ -7,6 +7,15 @@
 //! number; default: `port`). [`Service::set_backends`] is called on every replica change.
 //! A replica being removed stays in the set as not ready until it is gone, so the proxy
 //! keeps counting its in-flight requests while it drains (see `deployment.rs`).
+//!
+//! Rollouts: pods of a Rollout carry `rollouts-pod-template-hash` and become backends tagged
+//! with that revision, so the rollout controller's [`Routing`] (the split, header and mirror
+//! routes) can tell stable from canary. The controller may also pin a Service to a revision
+//! (Argo injects the hash into the `canaryService`/`stableService`/`activeService`/
+//! `previewService` selectors). The pin is kept beside the applied selector, never written
+//! into the manifest, so the reconciler sees no drift; `status.selectorPin` shows it. A pinned
+//! Service still reaches the revisions its routing names: the `stableService` is where
+//! clients come in, and with Slipway the proxy behind it *is* the traffic router that splits.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,10 +25,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use slipway_model::ResId;
-use slipway_traffic::{Backend, DrainOutcome, Listener, ServiceStats};
+use slipway_traffic::{Backend, DrainOutcome, Listener, Routing, RoutingError, ServiceStats};
 
 use super::pod::Pod;
 use super::spec::IntOrString;
+use crate::POD_TEMPLATE_HASH_LABEL;
 
 /// The annotation that pins local ports.
 pub const LOCAL_PORT_ANNOTATION: &str = "slipway.dev/local-port";
@@ -126,6 +136,15 @@ struct PortState {
     error: Option<String>,
 }
 
+/// What the rollout controller set on a Service.
+#[derive(Debug, Default)]
+struct RolloutSide {
+    /// Only pods of this revision (plus those the routing names) are backends.
+    pin: Option<String>,
+    /// The routing every listener applies.
+    routing: Option<Routing>,
+}
+
 /// A live Service.
 #[derive(Debug)]
 pub struct Service {
@@ -134,6 +153,7 @@ pub struct Service {
     /// Name.
     pub name: String,
     state: Mutex<(BTreeMap<String, String>, Vec<PortState>)>,
+    rollout: Mutex<RolloutSide>,
 }
 
 fn bind(name: &str, port: Option<u16>) -> Result<Listener, String> {
@@ -148,6 +168,7 @@ impl Service {
             name: id.name.clone(),
             namespace: namespace.to_string(),
             state: Mutex::new((BTreeMap::new(), Vec::new())),
+            rollout: Mutex::new(RolloutSide::default()),
         };
         s.update(spec);
         s
@@ -194,17 +215,94 @@ impl Service {
             };
             ports.push(state);
         }
+        let routing = self.side().routing.clone();
+        if let Some(r) = routing {
+            for l in ports.iter().filter_map(|p| p.listener.as_ref()) {
+                // It was accepted before; a listener that refuses it keeps the default.
+                let _ = l.set_routing(r.clone());
+            }
+        }
         self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = ports;
         // Dropping the replaced listeners shuts them down gracefully in the background.
         drop(old);
     }
 
-    /// Sets every listener's backends from `pods` (all pods of the namespace).
+    fn side(&self) -> std::sync::MutexGuard<'_, RolloutSide> {
+        self.rollout.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the selector (without pin) selects pods labelled `labels`.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        !st.0.is_empty()
+            && st
+                .0
+                .iter()
+                .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+    }
+
+    /// Pins the Service to a revision (see [`crate::RolloutHost::pin_service`]); answers
+    /// whether anything changed.
+    pub fn pin(&self, revision: Option<&str>) -> bool {
+        let mut side = self.side();
+        if side.pin.as_deref() == revision {
+            return false;
+        }
+        side.pin = revision.map(str::to_string);
+        true
+    }
+
+    /// The pinned revision.
+    pub fn pinned(&self) -> Option<String> {
+        self.side().pin.clone()
+    }
+
+    /// Sets the routing of every listener (kept for listeners bound later); answers whether
+    /// anything changed.
+    pub fn set_routing(&self, routing: Routing) -> Result<bool, RoutingError> {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut side = self.side();
+        if side.routing.as_ref() == Some(&routing) {
+            return Ok(false);
+        }
+        for l in st.1.iter().filter_map(|p| p.listener.as_ref()) {
+            l.set_routing(routing.clone())?;
+        }
+        side.routing = Some(routing);
+        Ok(true)
+    }
+
+    /// Sets every listener's backends from `pods` (all pods of the namespace). Pods of a
+    /// Rollout (labelled `rollouts-pod-template-hash`) are tagged with their revision; a
+    /// pinned Service takes only its revision's pods and those of revisions its routing names.
     pub fn set_backends(&self, pods: &[Arc<Pod>]) {
         let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (pin, routed): (Option<String>, Vec<String>) = {
+            let side = self.side();
+            let routed = side
+                .routing
+                .as_ref()
+                .map(|r| {
+                    r.split
+                        .iter()
+                        .filter(|w| w.weight > 0)
+                        .map(|w| w.revision.clone())
+                        .chain(r.header_routes.iter().map(|h| h.revision.clone()))
+                        .chain(r.mirror_routes.iter().map(|m| m.revision.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (side.pin.clone(), routed)
+        };
+        let revision = |p: &Pod| p.labels.get(POD_TEMPLATE_HASH_LABEL).cloned();
         let selected: Vec<&Arc<Pod>> = pods
             .iter()
             .filter(|p| p.matches(&st.0) && !p.gone.load(Ordering::SeqCst))
+            .filter(|p| match (&pin, revision(p)) {
+                (None, _) => true,
+                (Some(pin), Some(rev)) => *pin == rev || routed.contains(&rev),
+                (Some(_), None) => false,
+            })
             .collect();
         for port in &st.1 {
             let Some(listener) = &port.listener else {
@@ -224,7 +322,11 @@ impl Service {
                         return None;
                     }
                     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, p.ports.resolve(&target)?));
-                    Some(Backend::new(p.name.clone(), addr).with_ready(ready && !draining))
+                    let b = Backend::new(p.name.clone(), addr).with_ready(ready && !draining);
+                    Some(match revision(p) {
+                        Some(rev) => b.with_revision(rev),
+                        None => b,
+                    })
                 })
                 .collect();
             listener.set_backends(backends);
@@ -292,6 +394,9 @@ impl Service {
         let errors = self.errors();
         if !errors.is_empty() {
             status["errors"] = serde_json::json!(errors);
+        }
+        if let Some(pin) = self.pinned() {
+            status["selectorPin"] = serde_json::json!({ POD_TEMPLATE_HASH_LABEL: pin });
         }
         status
     }

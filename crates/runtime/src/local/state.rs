@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use slipway_model::ResId;
 
+use super::argo_rollout::RolloutWorkload;
 use super::deployment::Deployment;
 use super::job::Job;
 use super::service::Service;
@@ -83,6 +84,8 @@ pub enum Active {
     Service(Arc<Service>),
     /// A Job's controller.
     Job(Arc<Job>),
+    /// An Argo Rollout's pods per revision.
+    Rollout(Arc<RolloutWorkload>),
 }
 
 /// One object.
