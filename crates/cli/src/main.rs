@@ -17,6 +17,7 @@ mod logs;
 mod output;
 mod registry;
 mod render;
+mod rollout;
 mod source;
 mod status;
 mod transfer;
@@ -42,7 +43,8 @@ Examples:
   slipway validate apps/web/overlays/prod
   slipway kustomize set-image apps/web/overlays/staging web=registry.example.com/web:1.4.0
   slipway up --repo . --apps-path applications
-  slipway app list";
+  slipway app list
+  slipway rollout watch hello";
 
 /// Render, compare and validate GitOps manifests (Kubernetes YAML, Kustomize, Argo CD and
 /// Argo Rollouts kinds), from a work tree or from any revision of a Git repository.
@@ -93,6 +95,7 @@ enum Command {
     Up(up::UpArgs),
     App(app::AppArgs),
     Logs(logs::LogsArgs),
+    Rollout(rollout::RolloutArgs),
     Status(status::StatusArgs),
 }
 
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args, &cli.global),
         Command::App(args) => app::run(args, &cli.global),
         Command::Logs(args) => logs::run(args, &cli.global),
+        Command::Rollout(args) => rollout::run(args, &cli.global),
         Command::Status(args) => status::run(args, &cli.global),
     };
     match result {

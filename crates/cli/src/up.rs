@@ -12,7 +12,7 @@ use clap::Args;
 use slipway_reconcile::{AppSummary, Controller, ControllerConfig, ControllerHandle, SyncStatus};
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{HealthStatus, RolloutHost, Runtime};
-use slipway_server::{RuntimeView, Server, ServerConfig};
+use slipway_server::{RolloutControl, RuntimeView, Server, ServerConfig};
 use slipway_store::Store;
 
 use crate::api_client::read_token_file;
@@ -193,8 +193,8 @@ async fn up<R: RolloutHost>(
         .await
         .with_context(|| format!("cannot start the controller on {}", args.repo))?;
     // The rollout controller drives the Rollouts the GitOps controller applies, over the same
-    // runtime and store. Its handle (commands, status) is what the server's rollout routes and
-    // `slipway rollout` verbs will use. An aborted Rollout with
+    // runtime and store. Its handle (commands, status) serves the API's rollout routes, which
+    // the `slipway rollout` verbs use. An aborted Rollout with
     // `slipway.dev/revert-on-abort: "true"` becomes a rollback commit of its application (to
     // the revision synced before the current one), so Git matches what runs.
     let on_revert: slipway_rollout::controller::RevertHook = {
@@ -240,7 +240,8 @@ async fn up<R: RolloutHost>(
     server_config.webhook_secret = setup.webhook_secret;
     server_config.data_dir = global.data_dir.clone();
     let view: Arc<dyn RuntimeView> = runtime.clone();
-    let server = Server::new(server_config, handle.clone(), view, store);
+    let server = Server::new(server_config, handle.clone(), view, store)
+        .with_rollouts(RolloutControl::new(rollouts.clone(), runtime.clone()));
     let listener = match server.bind().await {
         Ok(l) => l,
         Err(e) => {

@@ -17,7 +17,7 @@ use slipway_reconcile::{ReconcileError, SyncRequest};
 use tracing::Instrument;
 
 use crate::types::{AppCounts, ErrorBody, PortInfo, ServiceInfo, StatusReport};
-use crate::{auth, events, logs, metrics, webhook, RollbackBody, State, SyncBody};
+use crate::{auth, events, logs, metrics, rollouts, webhook, RollbackBody, State, SyncBody};
 
 /// Default and largest `?limit=` for history.
 const HISTORY_DEFAULT: usize = 50;
@@ -32,6 +32,12 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/v1/applications/{name}/sync", post(sync))
         .route("/api/v1/applications/{name}/rollback", post(rollback))
         .route("/api/v1/applications/{name}/logs", get(logs))
+        .route("/api/v1/rollouts", get(rollouts::list))
+        .route("/api/v1/rollouts/{namespace}/{name}", get(rollouts::get))
+        .route(
+            "/api/v1/rollouts/{namespace}/{name}/{command}",
+            post(rollouts::command),
+        )
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events::events))
         .route_layer(middleware::from_fn_with_state(
@@ -137,7 +143,7 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// An optional JSON body: empty means the default.
-fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -146,7 +152,7 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
 }
 
 /// `api` or `api:<who>`.
-fn initiator(who: Option<&str>) -> String {
+pub(crate) fn initiator(who: Option<&str>) -> String {
     match who.map(str::trim).filter(|w| !w.is_empty()) {
         Some(w) => format!("api:{w}"),
         None => "api".to_string(),
@@ -297,6 +303,7 @@ async fn status(AxState(state): AxState<Arc<State>>) -> Response {
         data_dir: state.config.data_dir.clone(),
         applications: counts,
         services,
+        rollouts: rollouts::counts(&state),
     })
     .into_response()
 }

@@ -1,15 +1,19 @@
 //! What the server reads and drives, as object-safe traits, so handlers are not generic and
-//! tests can stand in for the controller.
+//! the controller and the rollout controller can be swapped without touching them.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use slipway_reconcile::{
     AppDetail, AppSummary, ControllerHandle, OperationState, ReconcileError, RollbackResult,
     SyncRequest,
 };
-use slipway_runtime::{Runtime, ServiceEndpoint};
+use slipway_rollout::controller::CommandError;
+use slipway_rollout::machine::{CommandKind, StatusView};
+use slipway_rollout::RolloutHandle;
+use slipway_runtime::{RolloutHost, RolloutObject, Runtime, ServiceEndpoint};
 use slipway_store::SyncRecord;
 
 /// A boxed, sendable future (what an object-safe async method returns).
@@ -109,5 +113,61 @@ impl<R: Runtime> RuntimeView for R {
 
     fn metrics(&self) -> String {
         Runtime::metrics(self)
+    }
+}
+
+/// The rollout controller as the API sees it. Implemented by [`RolloutControl`] (the
+/// controller's handle and the runtime that holds the Rollouts); Rollouts are named
+/// `<namespace>/<name>`.
+pub trait Rollouts: Send + Sync + 'static {
+    /// Every Rollout the controller drives, sorted by `<namespace>/<name>`.
+    fn list(&self) -> Vec<(String, StatusView)>;
+    /// One Rollout at a glance.
+    fn get(&self, rollout: &str) -> Option<StatusView>;
+    /// The highest command id the machine has applied to this Rollout.
+    fn applied(&self, rollout: &str) -> Option<u64>;
+    /// Queue a command; answers its id (applied on the controller's next round).
+    fn command(&self, rollout: &str, kind: CommandKind) -> Result<u64, CommandError>;
+    /// The Rollouts as the runtime holds them: the owning application, the manifest (steps,
+    /// images) and the desired revision. Empty when unknown.
+    fn objects(&self) -> Vec<RolloutObject> {
+        Vec::new()
+    }
+}
+
+/// The rollout controller's handle with the runtime it drives: what `slipway up` serves.
+pub struct RolloutControl<H> {
+    /// The controller.
+    pub handle: RolloutHandle,
+    /// The runtime holding the Rollouts.
+    pub host: Arc<H>,
+}
+
+impl<H> RolloutControl<H> {
+    /// Pairs a handle with its runtime.
+    pub fn new(handle: RolloutHandle, host: Arc<H>) -> RolloutControl<H> {
+        RolloutControl { handle, host }
+    }
+}
+
+impl<H: RolloutHost> Rollouts for RolloutControl<H> {
+    fn list(&self) -> Vec<(String, StatusView)> {
+        self.handle.list()
+    }
+
+    fn get(&self, rollout: &str) -> Option<StatusView> {
+        self.handle.get(rollout)
+    }
+
+    fn applied(&self, rollout: &str) -> Option<u64> {
+        self.handle.state(rollout).map(|s| s.last_command)
+    }
+
+    fn command(&self, rollout: &str, kind: CommandKind) -> Result<u64, CommandError> {
+        self.handle.command(rollout, kind)
+    }
+
+    fn objects(&self) -> Vec<RolloutObject> {
+        self.host.rollouts()
     }
 }

@@ -13,6 +13,10 @@
 //! | `POST /api/v1/applications/{name}/sync` | body [`SyncBody`] (optional); the finished operation |
 //! | `POST /api/v1/applications/{name}/rollback` | body [`RollbackBody`]; the revert commit |
 //! | `GET /api/v1/applications/{name}/logs?follow=true&tail=N` | `<pod>/<container> <stream> <line>` lines |
+//! | `GET /api/v1/rollouts` | [`RolloutSummary`] list |
+//! | `GET /api/v1/rollouts/{namespace}/{name}` | [`RolloutDetail`] (404 when unknown) |
+//! | `POST /api/v1/rollouts/{namespace}/{name}/{promote\|abort\|retry\|pause\|resume}` | body [`RolloutCommandBody`] (optional; `{"full": true}` for `promote --full`); [`RolloutCommandReply`] once the controller applied it |
+//! | `POST /api/v1/rollouts/{namespace}/{name}/undo` | body [`RolloutCommandBody`] (optional); the rollback commit of the Rollout's application ([`RollbackResult`](slipway_reconcile::RollbackResult)) |
 //! | `GET /api/v1/status` | [`StatusReport`] |
 //! | `GET /api/v1/events` | server-sent events from the store (`id:` is the event id; `Last-Event-ID` resumes) |
 //! | `POST /api/v1/webhooks/git` | GitHub and GitLab push deliveries |
@@ -49,6 +53,7 @@ mod backend;
 mod events;
 mod logs;
 mod metrics;
+mod rollouts;
 mod types;
 mod webhook;
 
@@ -60,9 +65,11 @@ use std::time::Duration;
 
 use slipway_store::Store;
 
-pub use backend::{Applications, BoxFuture, RuntimeView};
+pub use backend::{Applications, BoxFuture, RolloutControl, Rollouts, RuntimeView};
 pub use types::{
-    AppCounts, ErrorBody, PortInfo, RollbackBody, ServiceInfo, StatusReport, SyncBody, WebhookReply,
+    AnalysisRunInfo, AppCounts, ErrorBody, MirrorRouteInfo, PortInfo, RevisionReplicas,
+    RollbackBody, RolloutCommandBody, RolloutCommandReply, RolloutCounts, RolloutDetail,
+    RolloutSummary, ScaleDown, ServiceInfo, StatusReport, SyncBody, WebhookReply,
 };
 
 /// The version reported by `/api/v1/status` and `slipway_build_info`.
@@ -149,6 +156,8 @@ pub(crate) struct State {
     pub(crate) config: ServerConfig,
     pub(crate) apps: Arc<dyn Applications>,
     pub(crate) runtime: Arc<dyn RuntimeView>,
+    /// Set once by [`Server::with_rollouts`].
+    pub(crate) rollouts: std::sync::OnceLock<Arc<dyn Rollouts>>,
     pub(crate) store: Store,
     pub(crate) metrics: metrics::Counters,
     /// Flips to `true` on shutdown: open event and log streams end.
@@ -171,11 +180,19 @@ impl Server {
                 config,
                 apps: Arc::new(apps),
                 runtime,
+                rollouts: std::sync::OnceLock::new(),
                 store,
                 metrics: metrics::Counters::default(),
                 stopping,
             }),
         }
+    }
+
+    /// Serve the rollout routes from this controller (without it, `/api/v1/rollouts` lists
+    /// nothing). The first controller given is kept.
+    pub fn with_rollouts(self, rollouts: impl Rollouts) -> Server {
+        let _ = self.state.rollouts.set(Arc::new(rollouts));
+        self
     }
 
     /// The configuration.
