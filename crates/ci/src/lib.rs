@@ -9,4 +9,5 @@
 
 pub mod expr;
 pub mod mask;
+pub mod runner;
 pub mod workflow;

@@ -2,13 +2,15 @@
 //! line only: clap parses the flags, each verb calls the libraries and prints. Results go to
 //! stdout, progress and errors to stderr.
 //!
-//! Exit status: 0 success, 1 differences found (`slipway diff` only, like `diff(1)`),
+//! Exit status: 0 success, 1 differences found (`slipway diff`, like `diff(1)`) or a failed
+//! run (`slipway ci run`),
 //! 2 bad usage, bad input or any other error.
 
 #![forbid(unsafe_code)]
 
 mod api_client;
 mod app;
+mod ci;
 mod color;
 mod diff;
 mod image;
@@ -97,6 +99,8 @@ enum Command {
     Logs(logs::LogsArgs),
     Rollout(rollout::RolloutArgs),
     Status(status::StatusArgs),
+    #[command(subcommand)]
+    Ci(ci::CiCommand),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => logs::run(args, &cli.global),
         Command::Rollout(args) => rollout::run(args, &cli.global),
         Command::Status(args) => status::run(args, &cli.global),
+        Command::Ci(cmd) => ci::run(cmd, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
