@@ -1,5 +1,6 @@
 //! The HTTP client of the verbs that talk to a running `slipway up` (`app`, `logs`,
-//! `status`): where the server is, the token, JSON in and out, and errors for people.
+//! `status`, `rollout`): where the server is, the token, JSON in and out, errors for people,
+//! and the printing the read verbs share (`--output table|json`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -175,6 +176,41 @@ pub fn segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// Prints `value` as `output` asks: the API's JSON, or what `table` makes of it for people.
+pub fn print_as<T: Serialize>(
+    output: Output,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    crate::output::print(&match output {
+        Output::Json => json_text(value)?,
+        Output::Table => table(value),
+    })
+}
+
+/// The read verbs: GET `path` and print the answer with [`print_as`]; exits 0.
+pub fn show<T: DeserializeOwned + Serialize>(
+    client: &Client,
+    path: &str,
+    output: Output,
+    table: impl FnOnce(&T) -> String,
+) -> anyhow::Result<u8> {
+    let value: T = client.get(path)?;
+    print_as(output, &value, table)?;
+    Ok(crate::EXIT_OK)
+}
+
+/// What a rollback's revert commit did: `reverted 2 commits in 4f2a9c1; 1a2b3c4 restored`.
+pub fn rollback_text(result: &slipway_reconcile::RollbackResult) -> String {
+    format!(
+        "reverted {} commit{} in {}; {} restored",
+        result.reverted.len(),
+        if result.reverted.len() == 1 { "" } else { "s" },
+        short(&result.commit),
+        short(&result.restored)
+    )
 }
 
 /// Pretty JSON with a final newline.

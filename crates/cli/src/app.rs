@@ -11,7 +11,10 @@ use slipway_runtime::HealthStatus;
 use slipway_server::{RollbackBody, SyncBody};
 use slipway_store::SyncRecord;
 
-use crate::api_client::{json_text, segment, short, table, time, Client, Output, ServerArgs};
+use crate::api_client::{
+    json_text, print_as, rollback_text, segment, short, show, table, time, Client, Output,
+    ServerArgs,
+};
 use crate::{color, output, Global, EXIT_DIFFERENT, EXIT_OK};
 
 /// Applications of a running `slipway up`: list, inspect, diff, sync, history, rollback
@@ -142,22 +145,13 @@ pub struct RollbackArgs {
 pub fn run(args: &AppArgs, global: &Global) -> anyhow::Result<u8> {
     let client = Client::new(&args.server)?;
     match &args.command {
-        AppCommand::List(a) => {
-            let apps: Vec<AppSummary> = client.get("/api/v1/applications")?;
-            output::print(&match a.output {
-                Output::Json => json_text(&apps)?,
-                Output::Table => list_table(&apps),
-            })?;
-            Ok(EXIT_OK)
-        }
-        AppCommand::Get(a) => {
-            let app: AppDetail = client.get(&app_path(&a.name, ""))?;
-            output::print(&match a.output {
-                Output::Json => json_text(&app)?,
-                Output::Table => detail_text(&app),
-            })?;
-            Ok(EXIT_OK)
-        }
+        AppCommand::List(a) => show(
+            &client,
+            "/api/v1/applications",
+            a.output,
+            |apps: &Vec<AppSummary>| list_table(apps),
+        ),
+        AppCommand::Get(a) => show(&client, &app_path(&a.name, ""), a.output, detail_text),
         AppCommand::Diff(a) => {
             let app: AppDetail = client.get(&app_path(&a.name, ""))?;
             let differs = app.summary.sync == SyncStatus::OutOfSync;
@@ -182,9 +176,8 @@ pub fn run(args: &AppArgs, global: &Global) -> anyhow::Result<u8> {
                 initiated_by: std::env::var("USER").ok(),
             };
             let op: OperationState = client.post(&app_path(&a.name, "/sync"), &body)?;
-            output::print(&match a.output {
-                Output::Json => json_text(&op)?,
-                Output::Table => format!(
+            print_as(a.output, &op, |op| {
+                format!(
                     "{}: {} {:?} at {}{}\n",
                     a.name,
                     op.kind,
@@ -195,7 +188,7 @@ pub fn run(args: &AppArgs, global: &Global) -> anyhow::Result<u8> {
                     } else {
                         format!(": {}", op.message)
                     }
-                ),
+                )
             })?;
             Ok(if op.phase == OperationPhase::Succeeded {
                 EXIT_OK
@@ -204,13 +197,10 @@ pub fn run(args: &AppArgs, global: &Global) -> anyhow::Result<u8> {
             })
         }
         AppCommand::History(a) => {
-            let records: Vec<SyncRecord> =
-                client.get(&app_path(&a.name, &format!("/history?limit={}", a.limit)))?;
-            output::print(&match a.output {
-                Output::Json => json_text(&records)?,
-                Output::Table => history_table(&records),
-            })?;
-            Ok(EXIT_OK)
+            let path = app_path(&a.name, &format!("/history?limit={}", a.limit));
+            show(&client, &path, a.output, |records: &Vec<SyncRecord>| {
+                history_table(records)
+            })
         }
         AppCommand::Rollback(a) => {
             let body = RollbackBody {
@@ -220,16 +210,8 @@ pub fn run(args: &AppArgs, global: &Global) -> anyhow::Result<u8> {
             let result: RollbackResult = client
                 .post(&app_path(&a.name, "/rollback"), &body)
                 .with_context(|| format!("cannot roll {} back", a.name))?;
-            output::print(&match a.output {
-                Output::Json => json_text(&result)?,
-                Output::Table => format!(
-                    "{}: reverted {} commit{} in {}; {} restored\n",
-                    a.name,
-                    result.reverted.len(),
-                    if result.reverted.len() == 1 { "" } else { "s" },
-                    short(&result.commit),
-                    short(&result.restored)
-                ),
+            print_as(a.output, &result, |r| {
+                format!("{}: {}\n", a.name, rollback_text(r))
             })?;
             Ok(EXIT_OK)
         }

@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 use slipway_reconcile::RollbackResult;
 use slipway_server::{RolloutCommandBody, RolloutCommandReply, RolloutDetail, RolloutSummary};
 
-use crate::api_client::{json_text, segment, short, table, Client, Output, ServerArgs};
+use crate::api_client::{
+    json_text, print_as, rollback_text, segment, show, table, Client, Output, ServerArgs,
+};
 use crate::{output, Global, EXIT_DIFFERENT, EXIT_OK};
 
 /// How often `watch` asks the server.
@@ -152,22 +154,15 @@ pub struct WatchArgs {
 pub fn run(args: &RolloutArgs, _global: &Global) -> anyhow::Result<u8> {
     let client = Client::new(&args.server)?;
     match &args.command {
-        RolloutCommand::List(a) => {
-            let rows: Vec<RolloutSummary> = client.get("/api/v1/rollouts")?;
-            output::print(&match a.output {
-                Output::Json => json_text(&rows)?,
-                Output::Table => list_table(&rows),
-            })?;
-            Ok(EXIT_OK)
-        }
+        RolloutCommand::List(a) => show(
+            &client,
+            "/api/v1/rollouts",
+            a.output,
+            |rows: &Vec<RolloutSummary>| list_table(rows),
+        ),
         RolloutCommand::Get(t) => {
             let key = resolve(&client, &t.name, t.namespace.as_deref())?;
-            let detail: RolloutDetail = client.get(&path(&key, ""))?;
-            output::print(&match t.output {
-                Output::Json => json_text(&detail)?,
-                Output::Table => detail_text(&detail),
-            })?;
-            Ok(EXIT_OK)
+            show(&client, &path(&key, ""), t.output, detail_text)
         }
         RolloutCommand::Watch(w) => {
             let key = resolve(&client, &w.name, w.namespace.as_deref())?;
@@ -181,15 +176,8 @@ pub fn run(args: &RolloutArgs, _global: &Global) -> anyhow::Result<u8> {
         RolloutCommand::Undo(t) => {
             let key = resolve(&client, &t.name, t.namespace.as_deref())?;
             let result: RollbackResult = client.post(&path(&key, "/undo"), &body(false))?;
-            output::print(&match t.output {
-                Output::Json => json_text(&result)?,
-                Output::Table => format!(
-                    "{key}: its application reverted {} commit{} in {}; {} restored\n",
-                    result.reverted.len(),
-                    if result.reverted.len() == 1 { "" } else { "s" },
-                    short(&result.commit),
-                    short(&result.restored)
-                ),
+            print_as(t.output, &result, |r| {
+                format!("{key}: its application {}\n", rollback_text(r))
             })?;
             Ok(EXIT_OK)
         }

@@ -3,54 +3,13 @@
 //! behind must be gone, the application must come back with exactly its replicas (no
 //! duplicates), and the history recorded before the crash must still be there.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use slipway_testkit::manifests::{self, AppPolicy, Application, HelloPod, Probe};
+use slipway_testkit::procs::{alive, runtime_processes};
 use slipway_testkit::{free_port, http_get, wait_until, GitRepo, HelloRegistry};
-
-/// Processes started by the runtime of `data_dir` (they carry `SLIPWAY_RUNTIME=<data dir>`):
-/// pid to pod name.
-fn replicas_of(data_dir: &Path) -> BTreeMap<u32, String> {
-    let marker = std::fs::canonicalize(data_dir).expect("data dir");
-    let marker = marker.to_string_lossy().into_owned();
-    let mut found = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let vars: BTreeMap<String, String> = environ
-            .split(|b| *b == 0)
-            .filter_map(|kv| {
-                let kv = String::from_utf8_lossy(kv);
-                let (k, v) = kv.split_once('=')?;
-                Some((k.to_string(), v.to_string()))
-            })
-            .collect();
-        if vars.get("SLIPWAY_RUNTIME") == Some(&marker) {
-            found.insert(pid, vars.get("HOSTNAME").cloned().unwrap_or_default());
-        }
-    }
-    found
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purpose; its status line says so.
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map(|s| {
-            !s.lines()
-                .any(|l| l.starts_with("State:") && l.contains('Z'))
-        })
-        .unwrap_or(false)
-}
 
 struct Up {
     child: Child,
@@ -116,33 +75,26 @@ impl Up {
 }
 
 fn app_files(repo: &GitRepo, image: &str, service_port: u16) {
+    let repo_url = repo.dir().display().to_string();
     repo.write(
         "applications/hello.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: hello\n\
-             spec:\n  project: default\n  source:\n    repoURL: {}\n    targetRevision: main\n\
-             \x20   path: apps/hello\n  destination:\n    server: https://kubernetes.default.svc\n\
-             \x20   namespace: hello\n  syncPolicy:\n\
-             \x20   automated:\n      prune: true\n      selfHeal: true\n    syncOptions:\n\
-             \x20   - CreateNamespace=true\n",
-            repo.dir().display()
-        ),
+        &Application::new("hello", "apps/hello")
+            .repo(&repo_url)
+            .revision("main")
+            .namespace("hello")
+            .policy(AppPolicy::automated(true, true).create_namespace())
+            .yaml(),
     );
+    let pod = HelloPod::new(image)
+        .grace(Some(2))
+        .probe(Probe::Healthz)
+        .env(serde_json::json!([{"name": "READY_AFTER_MS", "value": "1500"}]));
     repo.write(
         "apps/hello/app.yaml",
-        &format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hello\nspec:\n\
-             \x20 replicas: 3\n  selector:\n    matchLabels: {{app: hello}}\n  template:\n\
-             \x20   metadata:\n      labels: {{app: hello}}\n    spec:\n\
-             \x20     terminationGracePeriodSeconds: 2\n      containers:\n\
-             \x20     - name: hello\n        image: {image}\n\
-             \x20       ports: [{{name: http, containerPort: 8080}}]\n\
-             \x20       env: [{{name: READY_AFTER_MS, value: \"1500\"}}]\n\
-             \x20       readinessProbe: {{httpGet: {{path: /healthz, port: http}}}}\n\
-             ---\napiVersion: v1\nkind: Service\nmetadata:\n  name: hello\n  annotations:\n\
-             \x20   slipway.dev/local-port: \"{service_port}\"\nspec:\n\
-             \x20 selector: {{app: hello}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n"
-        ),
+        &manifests::yaml_stream(&[
+            manifests::deployment("hello", 3, &pod),
+            manifests::service("hello", "hello", Some(service_port)),
+        ]),
     );
 }
 
@@ -173,12 +125,12 @@ async fn sigkill_during_a_sync_leaves_no_orphans_no_duplicates_and_keeps_history
     let second = repo.commit("hello v2");
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            replicas_of(&data).len() > 3
+            runtime_processes(&data).len() > 3
         })
         .await,
         "the rolling update to v2 never started surge replicas"
     );
-    let left_behind = replicas_of(&data);
+    let left_behind = runtime_processes(&data);
     up.kill9();
     assert!(
         left_behind.keys().any(|pid| alive(*pid)),
@@ -197,7 +149,7 @@ async fn sigkill_during_a_sync_leaves_no_orphans_no_duplicates_and_keeps_history
             "replica {pid} of the dead server is still running"
         );
     }
-    let now = replicas_of(&data);
+    let now = runtime_processes(&data);
     assert_eq!(
         now.len(),
         3,
@@ -230,10 +182,10 @@ async fn sigkill_during_a_sync_leaves_no_orphans_no_duplicates_and_keeps_history
     up.stop();
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            replicas_of(&data).is_empty()
+            runtime_processes(&data).is_empty()
         })
         .await,
         "SIGTERM stops every replica: {:?}",
-        replicas_of(&data)
+        runtime_processes(&data)
     );
 }

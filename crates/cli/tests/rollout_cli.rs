@@ -4,10 +4,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway_testkit::{free_port, GitRepo, HelloRegistry};
+use slipway_testkit::manifests::{self, AppPolicy, HelloPod};
+use slipway_testkit::{free_port, GitRepo, HelloRegistry, UpProcess};
 
 fn slipway() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_slipway"));
@@ -67,121 +68,30 @@ fn rollout_verbs_name_the_missing_server() {
 fn write_app(repo: &GitRepo, image: &str) {
     repo.write(
         "applications/hello.yaml",
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: hello
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/hello
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: default
-  syncPolicy:
-    automated:
-      prune: true
-      selfHeal: true
-",
+        &manifests::application("hello", ".", "apps/hello", AppPolicy::automated(true, true)),
     );
     repo.write(
         "apps/hello/service.yaml",
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  selector:
-    app: hello
-  ports:
-  - name: http
-    port: 80
-    targetPort: http
-",
+        &manifests::yaml(&manifests::service("hello", "hello", None)),
     );
-    repo.write(
-        "apps/hello/rollout.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: hello
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers:
-      - name: hello
-        image: {image}
-        ports:
-        - name: http
-          containerPort: 8080
-        readinessProbe:
-          httpGet:
-            path: /healthz
-            port: http
-          periodSeconds: 1
-  strategy:
-    canary:
-      scaleDownDelaySeconds: 1
-      steps:
-      - setWeight: 20
-      - pause: {{}}
-      - setWeight: 100
-"
-        ),
-    );
+    let strategy = manifests::canary(&[Some(20), None, Some(100)], Some(1), None);
+    let rollout = manifests::hello_rollout("hello", 1, &HelloPod::new(image), strategy);
+    repo.write("apps/hello/rollout.yaml", &manifests::yaml(&rollout));
 }
 
-/// A running `slipway up`, killed if the test fails before stopping it.
-struct Up {
-    child: Child,
-    url: String,
-    stderr: PathBuf,
+/// A running `slipway up`, stopped (SIGTERM, then SIGKILL) when the test ends.
+struct Up(UpProcess);
+
+impl std::ops::Deref for Up {
+    type Target = UpProcess;
+    fn deref(&self) -> &UpProcess {
+        &self.0
+    }
 }
 
 impl Up {
     fn start(repo: &Path, data: &Path, stderr: PathBuf) -> Up {
-        let port = free_port();
-        let mut child = slipway()
-            .args([
-                "up",
-                "--repo",
-                repo.to_str().unwrap(),
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-interval",
-                "1s",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start slipway up");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        let up = Up {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            stderr,
-        };
-        assert_eq!(first, format!("api {}", up.url), "{}", up.log());
-        up
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        Up(UpProcess::start(slipway(), repo, data, stderr))
     }
 
     fn client(&self, args: &[&str]) -> Command {
@@ -220,18 +130,11 @@ impl Up {
 impl Drop for Up {
     fn drop(&mut self) {
         // SIGTERM first: `slipway up` stops every process it started.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        self.0.sigterm();
+        if self.0.wait_exit(Duration::from_secs(30)).is_none() {
+            let _ = self.0.child.kill();
+            let _ = self.0.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

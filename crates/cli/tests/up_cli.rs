@@ -1,12 +1,12 @@
 //! `slipway up` and the client verbs, as users run them: the real binary, a real GitOps
 //! repository, the hello image from an in-process registry, real processes and HTTP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use slipway_testkit::{free_port, http_get, GitRepo, HelloRegistry};
+use slipway_testkit::manifests::{self, AppPolicy, Application, HelloPod, Probe};
+use slipway_testkit::{free_port, http_get, procs, GitRepo, HelloRegistry, UpProcess};
 
 fn slipway() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_slipway"));
@@ -102,22 +102,10 @@ fn gitops_repo(dir: &Path, image: &str, manual: bool) -> GitRepo {
     if manual {
         repo.write(
             "applications/settings.yaml",
-            "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: settings
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/settings
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: hello
-  syncPolicy:
-    syncOptions:
-    - CreateNamespace=true
-",
+            &Application::new("settings", "apps/settings")
+                .namespace("hello")
+                .policy(AppPolicy::MANUAL.create_namespace())
+                .yaml(),
         );
         repo.write(
             "apps/settings/configmap.yaml",
@@ -132,133 +120,43 @@ data:
     }
     repo.write(
         "applications/hello.yaml",
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: hello
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/hello
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: hello
-  syncPolicy:
-    automated:
-      prune: true
-      selfHeal: true
-    syncOptions:
-    - CreateNamespace=true
-",
+        &Application::new("hello", "apps/hello")
+            .namespace("hello")
+            .policy(AppPolicy::automated(true, true).create_namespace())
+            .yaml(),
     );
+    let pod = HelloPod::new(image).grace(None).probe(Probe::Healthz);
     repo.write(
         "apps/hello/deployment.yaml",
-        &format!(
-            "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: hello
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      containers:
-      - name: hello
-        image: {image}
-        ports:
-        - name: http
-          containerPort: 8080
-        readinessProbe:
-          httpGet:
-            path: /healthz
-            port: http
-"
-        ),
+        &manifests::yaml(&manifests::deployment("hello", 1, &pod)),
     );
     repo.write(
         "apps/hello/service.yaml",
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  selector:
-    app: hello
-  ports:
-  - name: http
-    port: 80
-    targetPort: http
-",
+        &manifests::yaml(&manifests::service("hello", "hello", None)),
     );
     repo.commit("hello v1");
     repo
 }
 
 /// A running `slipway up`, killed (SIGKILL) if the test fails before stopping it.
-struct Up {
-    child: Child,
-    url: String,
-    stderr: PathBuf,
-    /// Lines printed on stdout after the first.
-    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+struct Up(UpProcess);
+
+impl std::ops::Deref for Up {
+    type Target = UpProcess;
+    fn deref(&self) -> &UpProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Up {
+    fn deref_mut(&mut self) -> &mut UpProcess {
+        &mut self.0
+    }
 }
 
 impl Up {
     fn start(repo: &Path, data: &Path, stderr: PathBuf) -> Up {
-        let port = free_port();
-        let mut child = slipway()
-            .args([
-                "up",
-                "--repo",
-                repo.to_str().unwrap(),
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-interval",
-                "1s",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start slipway up");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().map(|l| l.expect("read stdout"));
-        let mut up = Up {
-            child,
-            url: String::new(),
-            stderr,
-            stdout: Default::default(),
-        };
-        let Some(first) = first else {
-            panic!("slipway up printed nothing:\n{}", up.log());
-        };
-        let url = first
-            .strip_prefix("api ")
-            .unwrap_or_else(|| panic!("first line {first:?}"))
-            .to_string();
-        assert_eq!(url, format!("http://127.0.0.1:{port}"));
-        // Keep reading stdout (service lines) so the child never blocks on a full pipe.
-        let collected = up.stdout.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                collected.lock().expect("lines").push(line);
-            }
-        });
-        up.url = url;
-        up
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        Up(UpProcess::start(slipway(), repo, data, stderr))
     }
 
     fn client(&self, args: &[&str]) -> Output {
@@ -285,24 +183,9 @@ impl Up {
 
     /// SIGTERM, then wait for a clean exit.
     fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "slipway up did not stop on SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(self.sigterm());
+        let status = self.wait_exit(Duration::from_secs(30));
+        status.unwrap_or_else(|| panic!("slipway up did not stop on SIGTERM:\n{}", self.log()))
     }
 }
 
@@ -311,27 +194,6 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Processes started by the runtime of `data` (they carry `SLIPWAY_RUNTIME=<data dir>`).
-fn runtime_processes(data: &Path) -> Vec<u32> {
-    let Ok(canonical) = data.canonicalize() else {
-        return vec![];
-    };
-    let marker = format!("SLIPWAY_RUNTIME={}", canonical.display());
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 fn wait_for(what: &str, up: &Up, mut check: impl FnMut() -> bool) {
@@ -523,15 +385,15 @@ async fn up_serves_the_api_and_the_client_verbs_read_it() {
         "{line}"
     );
 
-    assert!(!runtime_processes(&data).is_empty(), "hello runs");
+    assert!(!procs::runtime_processes(&data).is_empty(), "hello runs");
     let status = up.stop();
     assert!(status.success(), "{status:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !runtime_processes(&data).is_empty() {
+    while !procs::runtime_processes(&data).is_empty() {
         assert!(
             Instant::now() < deadline,
             "processes left behind: {:?}",
-            runtime_processes(&data)
+            procs::runtime_processes(&data)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -575,5 +437,8 @@ async fn up_exit_when_synced_answers_with_the_status() {
     );
     assert!(stdout.starts_with("api http://127.0.0.1:"), "{stdout}");
     assert!(stdout.contains("\nhello  Synced  Healthy  "), "{stdout}");
-    assert!(runtime_processes(&data).is_empty(), "stopped on exit");
+    assert!(
+        procs::runtime_processes(&data).is_empty(),
+        "stopped on exit"
+    );
 }

@@ -11,7 +11,7 @@ use slipway_store::{SyncOperation, SyncResult};
 use slipway_testkit::{wait_until, HelloRegistry};
 use support::*;
 
-fn hello_app(f: &Fixture, policy: &str, image: &str) {
+fn hello_app(f: &Fixture, policy: AppPolicy, image: &str) {
     f.git.write(
         "applications/hello.yaml",
         &application("hello", "apps/hello", policy),
@@ -39,7 +39,7 @@ async fn automated_sync_of_a_kustomize_app_is_recorded() {
     let v1 = registry.push_hello("v1").await;
     let v2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), &v1);
+    hello_app(&f, AppPolicy::automated(true, false), &v1);
     let first = f.git.commit("hello v1");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -155,7 +155,11 @@ async fn prune_on_and_off() {
     for (name, prune) in [("pruned", true), ("kept", false)] {
         f.git.write(
             &format!("applications/{name}.yaml"),
-            &application(name, &format!("apps/{name}"), &automated(prune, false)),
+            &application(
+                name,
+                &format!("apps/{name}"),
+                AppPolicy::automated(prune, false),
+            ),
         );
         f.git.write(
             &format!("apps/{name}/a.yaml"),
@@ -236,7 +240,7 @@ async fn a_broken_commit_keeps_the_last_good_revision() {
     let v1 = registry.push_hello("v1").await;
     let v3 = registry.push_hello("v3").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, true), &v1);
+    hello_app(&f, AppPolicy::automated(true, true), &v1);
     let good = f.git.commit("good");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -310,7 +314,7 @@ async fn rollback_commits_the_old_content_and_syncs_it() {
     let img1 = registry.push_hello("v1").await;
     let img2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), &img1);
+    hello_app(&f, AppPolicy::automated(true, false), &img1);
     let v1 = f.git.commit("hello v1");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -378,7 +382,7 @@ async fn rollback_of_a_manual_app_syncs_it_too() {
     let img1 = registry.push_hello("v1").await;
     let img2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, "", &img1);
+    hello_app(&f, AppPolicy::MANUAL, &img1);
     let v1 = f.git.commit("hello v1");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -418,7 +422,7 @@ async fn self_heal_off_reports_a_killed_replica() {
     let registry = HelloRegistry::start().await;
     let v1 = registry.push_hello("v1").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), &v1);
+    hello_app(&f, AppPolicy::automated(true, false), &v1);
     f.git.commit("v1");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -484,7 +488,7 @@ async fn self_heal_reapplies_a_deleted_object() {
     let registry = HelloRegistry::start().await;
     let v1 = registry.push_hello("v1").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, true), &v1);
+    hello_app(&f, AppPolicy::automated(true, true), &v1);
     f.git.commit("v1");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -524,7 +528,7 @@ async fn waves_and_hooks_run_in_order() {
     let f = Fixture::new();
     f.git.write(
         "applications/web.yaml",
-        &application("web", "apps/web", &automated(true, false)),
+        &application("web", "apps/web", AppPolicy::automated(true, false)),
     );
     let wave = |w: &str| annotations(&[("argocd.argoproj.io/sync-wave", w)]);
     // The replica records what it saw of the wave -1 ConfigMap, then stays up.
@@ -636,7 +640,7 @@ async fn a_failing_presync_hook_leaves_the_app_alone() {
     let f = Fixture::new();
     f.git.write(
         "applications/web.yaml",
-        &application("web", "apps/web", &automated(true, false)),
+        &application("web", "apps/web", AppPolicy::automated(true, false)),
     );
     f.git.write(
         "apps/web/all.yaml",
@@ -696,7 +700,7 @@ async fn a_restart_reapplies_the_last_synced_revision_first() {
     let img1 = registry.push_hello("v1").await;
     let img2 = registry.push_hello("v2").await;
     let f = Fixture::new();
-    hello_app(&f, &automated(true, false), &img1);
+    hello_app(&f, AppPolicy::automated(true, false), &img1);
     let v1 = f.git.commit("v1");
     let rt = f.runtime().await;
     let h = f.start(rt.clone()).await;
@@ -745,12 +749,12 @@ async fn app_of_apps_and_invalid_applications() {
     let f = Fixture::new();
     f.git.write(
         "applications/root.yaml",
-        &application("root", "apps/root", &automated(true, false)),
+        &application("root", "apps/root", AppPolicy::automated(true, false)),
     );
     f.git.write(
         "apps/root/children.yaml",
         &[
-            application("child", "apps/child", &automated(true, false)),
+            application("child", "apps/child", AppPolicy::automated(true, false)),
             config_map("root-own", "x", ""),
         ]
         .join("---\n"),
@@ -779,7 +783,7 @@ async fn app_of_apps_and_invalid_applications() {
         "apps/child/cm.yaml",
         &[
             config_map("child-cm", "x", ""),
-            application("root", "apps/root", ""),
+            application("root", "apps/root", AppPolicy::MANUAL),
         ]
         .join("---\n"),
     );

@@ -16,6 +16,7 @@ use slipway_reconcile::{ControllerHandle, SyncStatus};
 use slipway_runtime::local::LocalRuntime;
 use slipway_runtime::{HealthStatus, Runtime};
 use slipway_store::{SyncOperation, SyncResult};
+use slipway_testkit::manifests::{self, HelloPod};
 use slipway_testkit::{http_get, wait_until, HelloRegistry};
 use support::*;
 
@@ -28,47 +29,17 @@ fn write_app(f: &Fixture, image: &str) {
 fn write_app_with(f: &Fixture, image: &str, self_heal: bool, literals: &str) {
     f.git.write(
         "applications/hello.yaml",
-        &application("hello", "apps/hello", &automated(true, self_heal)),
+        &application("hello", "apps/hello", AppPolicy::automated(true, self_heal)),
     );
     f.git.write(
         "apps/hello/kustomization.yaml",
         &format!("resources:\n  - deployment.yaml\n  - service.yaml\nconfigMapGenerator:\n  - name: hello-config\n    literals:\n      - GREETING=howdy\n{literals}"),
     );
     f.git.write("apps/hello/service.yaml", &service("hello"));
+    let pod = HelloPod::new(image).env_from("hello-config");
     f.git.write(
         "apps/hello/deployment.yaml",
-        &format!(
-            "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: hello
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers:
-        - name: hello
-          image: {image}
-          ports:
-            - name: http
-              containerPort: 8080
-          envFrom:
-            - configMapRef:
-                name: hello-config
-          readinessProbe:
-            httpGet:
-              path: /healthz
-              port: http
-            periodSeconds: 1
-"
-        ),
+        &manifests::yaml(&manifests::deployment("hello", 3, &pod)),
     );
 }
 

@@ -2,7 +2,7 @@
 //! real HTTP through the embedded proxy on loopback, a real SQLite store.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use slipway_rollout::machine::{CommandKind, RolloutPhase, RolloutState};
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{ApplyOptions, HealthStatus, RolloutHost, Runtime};
 use slipway_store::Store;
+use slipway_testkit::load::{load, split, stop_load};
+use slipway_testkit::manifests::{self, namespaced, HelloPod};
 use slipway_testkit::{wait_until, HelloRegistry};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -23,28 +25,14 @@ const HEAL: ApplyOptions = ApplyOptions {
 };
 
 fn service(name: &str) -> Object {
-    Object::new(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": "hello"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
-    }))
+    Object::new(namespaced(
+        manifests::service(name, "hello", None),
+        "default",
+    ))
 }
 
 fn template(image: &str, env: serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "metadata": {"labels": {"app": "hello"}},
-        "spec": {
-            "terminationGracePeriodSeconds": 5,
-            "containers": [{
-                "name": "hello",
-                "image": image,
-                "ports": [{"name": "http", "containerPort": 8080}],
-                "env": env,
-                "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
-            }]
-        }
-    })
+    HelloPod::new(image).env(env).template("hello")
 }
 
 fn rollout(image: &str, env: serde_json::Value, strategy: serde_json::Value) -> Object {
@@ -73,16 +61,7 @@ fn annotated(
 /// Argo's canary example shape, with indefinite pauses so the test measures each step as long
 /// as it needs (it promotes past them).
 fn canary() -> serde_json::Value {
-    serde_json::json!({"canary": {
-        "scaleDownDelaySeconds": 1,
-        "steps": [
-            {"setWeight": 5},
-            {"pause": {}},
-            {"setWeight": 25},
-            {"pause": {}},
-            {"setWeight": 100}
-        ]
-    }})
+    manifests::canary(&[Some(5), None, Some(25), None, Some(100)], Some(1), None)
 }
 
 struct World {
@@ -165,90 +144,6 @@ impl World {
         self.handle.shutdown().await;
         self.rt.shutdown().await;
     }
-}
-
-/// `n` GETs of `/` through `addr`, `concurrency` at a time on keep-alive connections: the
-/// number of answers from v2, and the failures.
-async fn split(addr: SocketAddr, n: usize, concurrency: usize) -> (usize, usize) {
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/");
-    let left = Arc::new(AtomicU64::new(n as u64));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (client, url, left) = (client.clone(), url.clone(), left.clone());
-        tasks.spawn(async move {
-            let (mut v2, mut failed) = (0, 0);
-            while left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| x.checked_sub(1))
-                .is_ok()
-            {
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let body = r.text().await.unwrap_or_default();
-                        if body.contains("from v2") {
-                            v2 += 1;
-                        }
-                    }
-                    _ => failed += 1,
-                }
-            }
-            (v2, failed)
-        });
-    }
-    let (mut v2, mut failed) = (0, 0);
-    while let Some(r) = tasks.join_next().await {
-        let (a, b) = r.expect("client task");
-        v2 += a;
-        failed += b;
-    }
-    (v2, failed)
-}
-
-/// Background load until stopped: (requests, failures, answers by version, time of the first
-/// failure).
-#[derive(Default)]
-struct Load {
-    requests: AtomicU64,
-    failures: AtomicU64,
-    v2: AtomicU64,
-    first_failure: Mutex<Option<Instant>>,
-    stop: AtomicBool,
-}
-
-fn load(addr: SocketAddr, concurrency: usize) -> (Arc<Load>, tokio::task::JoinSet<()>) {
-    let l = Arc::new(Load::default());
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/");
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (client, url, l) = (client.clone(), url.clone(), l.clone());
-        tasks.spawn(async move {
-            while !l.stop.load(Ordering::SeqCst) {
-                l.requests.fetch_add(1, Ordering::SeqCst);
-                let ok = match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        if r.text().await.unwrap_or_default().contains("from v2") {
-                            l.v2.fetch_add(1, Ordering::SeqCst);
-                        }
-                        true
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    l.failures.fetch_add(1, Ordering::SeqCst);
-                    let mut f = l.first_failure.lock().expect("lock");
-                    f.get_or_insert_with(Instant::now);
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        });
-    }
-    (l, tasks)
-}
-
-async fn stop_load(l: &Load, mut tasks: tokio::task::JoinSet<()>) {
-    l.stop.store(true, Ordering::SeqCst);
-    while tasks.join_next().await.is_some() {}
 }
 
 fn within_one_point(v2: usize, n: usize, weight: u32) {
@@ -355,7 +250,7 @@ async fn a_failing_canary_is_rolled_back_by_the_judge() {
     })
     .await;
     let addr = w.addr("hello");
-    let (l, tasks) = load(addr, 8);
+    let (l, tasks) = load(addr, 8, false);
     w.apply(vec![annotated(
         &w.v2,
         serde_json::json!([{"name": "FAIL_RATE", "value": "0.05"}]),
@@ -414,7 +309,7 @@ async fn a_restarted_controller_resumes_at_the_same_step_without_failed_requests
     })
     .await;
     let before = w.state();
-    let (l, tasks) = load(addr, 4);
+    let (l, tasks) = load(addr, 4, false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     w.handle.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -473,7 +368,7 @@ async fn blue_green_with_a_failing_pre_promotion_analysis_never_switches() {
     })
     .await;
     let active = w.addr("hello");
-    let (l, tasks) = load(active, 4);
+    let (l, tasks) = load(active, 4, false);
     w.apply(vec![rollout(&w.v2, serde_json::json!([]), bg)])
         .await;
     w.wait("aborted by the analysis", |s| s.abort.is_some())
@@ -584,7 +479,7 @@ async fn a_threshold_background_analysis_over_the_proxy_counters_aborts_a_failin
         s.phase == RolloutPhase::Healthy
     })
     .await;
-    let (l, tasks) = load(w.addr("hello"), 8);
+    let (l, tasks) = load(w.addr("hello"), 8, false);
     w.apply(vec![annotated(
         &w.v2,
         serde_json::json!([{"name": "FAIL_RATE", "value": "0.05"}]),

@@ -13,6 +13,7 @@ use slipway_rollout::machine::RolloutPhase;
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{HealthStatus, RolloutHost, Runtime};
 use slipway_store::Store;
+use slipway_testkit::manifests::{self, AppPolicy, Application, HelloPod};
 use slipway_testkit::{http_get, wait_until, GitRepo, HelloRegistry};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -21,85 +22,21 @@ const KEY: &str = "default/hello";
 fn write_app(git: &GitRepo, image: &str, fail_rate: &str) {
     git.write(
         "applications/hello.yaml",
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: hello
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/hello
-    targetRevision: HEAD
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: default
-  syncPolicy:
-    automated:
-      prune: true
-      selfHeal: true
-",
+        &Application::new("hello", "apps/hello")
+            .revision("HEAD")
+            .policy(AppPolicy::automated(true, true))
+            .yaml(),
     );
     git.write(
         "apps/hello/service.yaml",
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  selector:
-    app: hello
-  ports:
-    - name: http
-      port: 80
-      targetPort: http
-",
+        &manifests::yaml(&manifests::service("hello", "hello", None)),
     );
-    git.write(
-        "apps/hello/rollout.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: hello
-  annotations:
-    slipway.dev/revert-on-abort: \"true\"
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers:
-        - name: hello
-          image: {image}
-          ports:
-            - name: http
-              containerPort: 8080
-          env:
-            - name: FAIL_RATE
-              value: \"{fail_rate}\"
-          readinessProbe:
-            httpGet:
-              path: /healthz
-              port: http
-            periodSeconds: 1
-  strategy:
-    canary:
-      scaleDownDelaySeconds: 1
-      abortScaleDownDelaySeconds: 1
-      steps:
-        - setWeight: 25
-        - pause: {{}}
-        - setWeight: 100
-"
-        ),
-    );
+    let pod =
+        HelloPod::new(image).env(serde_json::json!([{"name": "FAIL_RATE", "value": fail_rate}]));
+    let strategy = manifests::canary(&[Some(25), None, Some(100)], Some(1), Some(1));
+    let mut rollout = manifests::hello_rollout("hello", 2, &pod, strategy);
+    rollout["metadata"]["annotations"] = serde_json::json!({"slipway.dev/revert-on-abort": "true"});
+    git.write("apps/hello/rollout.yaml", &manifests::yaml(&rollout));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,7 +40,7 @@
 //! the same weights, that clients succeed again with a 95/5 split, and that it drives on.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ use slipway_rollout::machine::{CommandKind, RolloutPhase, RolloutState};
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{ApplyOptions, Runtime};
 use slipway_store::Store;
+use slipway_testkit::load::{load, split, stop_load};
+use slipway_testkit::manifests::{self, namespaced, HelloPod};
 use slipway_testkit::{wait_until, HelloRegistry};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -60,49 +62,18 @@ const HEAL: ApplyOptions = ApplyOptions {
 };
 
 fn service() -> Object {
-    Object::new(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "hello", "namespace": "default"},
-        "spec": {"selector": {"app": "hello"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
-    }))
+    Object::new(namespaced(
+        manifests::service("hello", "hello", None),
+        "default",
+    ))
 }
 
 /// Argo's canary example shape with indefinite pauses (the test promotes past them). `env`:
 /// the container's environment.
 fn rollout(image: &str, env: serde_json::Value) -> Object {
-    Object::new(serde_json::json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "hello", "namespace": "default"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "hello"}},
-            "template": {
-                "metadata": {"labels": {"app": "hello"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "hello",
-                        "image": image,
-                        "env": env,
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
-                    }]
-                }
-            },
-            "strategy": {"canary": {
-                "scaleDownDelaySeconds": 1,
-                "steps": [
-                    {"setWeight": 5},
-                    {"pause": {}},
-                    {"setWeight": 25},
-                    {"pause": {}},
-                    {"setWeight": 100}
-                ]
-            }}
-        }
-    }))
+    let strategy = manifests::canary(&[Some(5), None, Some(25), None, Some(100)], Some(1), None);
+    let rollout = manifests::hello_rollout("hello", 2, &HelloPod::new(image).env(env), strategy);
+    Object::new(namespaced(rollout, "default"))
 }
 
 /// A controller on a runtime of its own, so that it can die abruptly.
@@ -171,80 +142,6 @@ impl Drop for Controller {
     }
 }
 
-/// Background load until stopped: requests, failures (with the first few reasons).
-#[derive(Default)]
-struct Load {
-    requests: AtomicU64,
-    failures: AtomicU64,
-    stop: AtomicBool,
-    reasons: std::sync::Mutex<Vec<String>>,
-}
-
-fn load(addr: SocketAddr, concurrency: usize) -> (Arc<Load>, tokio::task::JoinSet<()>) {
-    let l = Arc::new(Load::default());
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/");
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (client, url, l) = (client.clone(), url.clone(), l.clone());
-        tasks.spawn(async move {
-            while !l.stop.load(Ordering::SeqCst) {
-                l.requests.fetch_add(1, Ordering::SeqCst);
-                let failure = match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => match r.text().await {
-                        Ok(_) => None,
-                        Err(e) => Some(format!("body: {e}")),
-                    },
-                    Ok(r) => Some(format!("status {}", r.status())),
-                    Err(e) => Some(format!("{e}")),
-                };
-                if let Some(reason) = failure {
-                    l.failures.fetch_add(1, Ordering::SeqCst);
-                    let mut r = l.reasons.lock().expect("lock");
-                    if r.len() < 5 {
-                        r.push(reason);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        });
-    }
-    (l, tasks)
-}
-
-/// `n` GETs through `addr`: answers from v2, failures.
-async fn split(addr: SocketAddr, n: usize) -> (usize, usize) {
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/");
-    let (mut v2, mut failed) = (0, 0);
-    let mut set = tokio::task::JoinSet::new();
-    let per = n / 8;
-    for _ in 0..8 {
-        let (client, url) = (client.clone(), url.clone());
-        set.spawn(async move {
-            let (mut v2, mut failed) = (0, 0);
-            for _ in 0..per {
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        if r.text().await.unwrap_or_default().contains("from v2") {
-                            v2 += 1;
-                        }
-                    }
-                    _ => failed += 1,
-                }
-            }
-            (v2, failed)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        let (a, b) = r.expect("client task");
-        v2 += a;
-        failed += b;
-    }
-    (v2, failed)
-}
-
-/// A delay in `0..max_ms`, different on every run (printed, to replay a failure's timing).
 fn arbitrary_ms(max_ms: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -317,7 +214,7 @@ async fn a_killed_controller_resumes_at_the_same_step_with_the_same_weights_and_
         .find(|e| e.name == "hello")
         .and_then(|e| e.ports.first().map(|p| p.1))
         .expect("service endpoint");
-    let (l, mut tasks) = load(addr, 4);
+    let (l, tasks) = load(addr, 4, true);
 
     // 1. Inside the first setWeight step, while the canary's pods start (the step waits for
     //    them): the successor carries on from the checkpoint and reaches the pause at 5 %.
@@ -350,7 +247,7 @@ async fn a_killed_controller_resumes_at_the_same_step_with_the_same_weights_and_
     let killed = kill_after(ctl, 500, &store, "while paused at 5 %").await;
     assert_eq!(position(&killed), position(&paused));
     // Nobody drives the rollout now: the proxy still splits 95/5.
-    let (on_v2, failed) = split(addr, 2000).await;
+    let (on_v2, failed) = split(addr, 2000, 8).await;
     assert_eq!(failed, 0);
     let share = on_v2 as f64 * 100.0 / 2000.0;
     assert!(
@@ -403,8 +300,7 @@ async fn a_killed_controller_resumes_at_the_same_step_with_the_same_weights_and_
     assert_eq!(position(&resumed), position(&at25));
     assert_eq!(resumed.phase, RolloutPhase::Paused);
 
-    l.stop.store(true, Ordering::SeqCst);
-    while tasks.join_next().await.is_some() {}
+    stop_load(&l, tasks).await;
     let (requests, failures) = (
         l.requests.load(Ordering::SeqCst),
         l.failures.load(Ordering::SeqCst),
@@ -589,10 +485,8 @@ impl Drop for Child {
 }
 
 fn pinned_service(port: u16) -> Object {
-    let mut s = service();
-    s.value["metadata"]["annotations"] =
-        serde_json::json!({"slipway.dev/local-port": port.to_string()});
-    s
+    let service = manifests::service("hello", "hello", Some(port));
+    Object::new(namespaced(service, "default"))
 }
 
 /// A real `kill -9` of a process running the runtime, the proxy and the controller, as
@@ -631,7 +525,7 @@ async fn a_sigkilled_process_resumes_the_rollout_at_the_same_step_and_weights() 
             s.phase == RolloutPhase::Paused && s.step_index == 1 && s.weights.canary_weight == 5
         })
         .await;
-    let (_, failed) = split(addr, 400).await;
+    let (_, failed) = split(addr, 400, 8).await;
     assert_eq!(failed, 0, "before the kill");
     let ms = arbitrary_ms(500);
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -659,7 +553,7 @@ async fn a_sigkilled_process_resumes_the_rollout_at_the_same_step_and_weights() 
     assert!(serving, "the proxy did not come back on {addr}");
     // Both revisions' replicas take a moment to be ready again; then the split is 95/5.
     let steady = wait_until(PATIENCE, || async {
-        let (v2, failed) = split(addr, 2000).await;
+        let (v2, failed) = split(addr, 2000, 8).await;
         let share = v2 as f64 * 100.0 / 2000.0;
         println!("after the restart: {share:.2} % on v2, {failed} of 2000 failed");
         failed == 0 && (share - 5.0).abs() <= 1.0

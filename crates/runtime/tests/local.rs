@@ -10,6 +10,8 @@ use std::time::Duration;
 use slipway_model::{Object, ResId};
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{ApplyOptions, HealthStatus, LiveObject, Runtime};
+use slipway_testkit::manifests::{self, namespaced, HelloPod};
+use slipway_testkit::procs::alive;
 use slipway_testkit::{http_get, wait_until, HelloRegistry};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -19,38 +21,15 @@ fn obj(v: serde_json::Value) -> Object {
 }
 
 fn deployment(name: &str, image: &str, replicas: u32, extra_env: serde_json::Value) -> Object {
-    obj(serde_json::json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "hello",
-                        "image": image,
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "envFrom": [{"configMapRef": {"name": "hello-config"}}],
-                        "env": extra_env,
-                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
-                    }]
-                }
-            }
-        }
-    }))
+    let pod = HelloPod::new(image).env_from("hello-config").env(extra_env);
+    obj(namespaced(
+        manifests::deployment(name, replicas, &pod),
+        "default",
+    ))
 }
 
 fn service(name: &str) -> Object {
-    obj(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
-    }))
+    obj(namespaced(manifests::service(name, name, None), "default"))
 }
 
 fn config_map(greeting: &str) -> Object {
@@ -90,18 +69,6 @@ fn service_addr(rt: &LocalRuntime, name: &str) -> SocketAddr {
         .find(|e| e.name == name)
         .and_then(|e| e.ports.first().map(|p| p.1))
         .expect("service endpoint")
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 async fn open(dir: &std::path::Path) -> LocalRuntime {

@@ -12,6 +12,7 @@ use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{
     ApplyOptions, HealthStatus, RolloutHost, RolloutStatusReport, Runtime, RuntimeError,
 };
+use slipway_testkit::manifests::{self, namespaced, HelloPod};
 use slipway_testkit::{http_get, wait_until, HelloRegistry};
 use slipway_traffic::Routing;
 
@@ -23,37 +24,16 @@ const HEAL: ApplyOptions = ApplyOptions {
 };
 
 fn service(name: &str) -> Object {
-    Object::new(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": "hello"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
-    }))
+    Object::new(namespaced(
+        manifests::service(name, "hello", None),
+        "default",
+    ))
 }
 
 fn rollout(image: &str) -> Object {
-    Object::new(serde_json::json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "hello", "namespace": "default"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "hello"}},
-            "template": {
-                "metadata": {"labels": {"app": "hello"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "hello",
-                        "image": image,
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
-                    }]
-                }
-            },
-            "strategy": {"canary": {"steps": [{"setWeight": 50}]}}
-        }
-    }))
+    let strategy = manifests::canary(&[Some(50)], None, None);
+    let rollout = manifests::hello_rollout("hello", 2, &HelloPod::new(image), strategy);
+    Object::new(namespaced(rollout, "default"))
 }
 
 fn addr(rt: &LocalRuntime, name: &str) -> SocketAddr {

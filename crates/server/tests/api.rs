@@ -378,27 +378,13 @@ async fn webhooks_need_a_valid_signature() {
     );
 
     // Unsigned: 401, no refresh, a webhook.rejected event naming the peer.
-    let r = c
-        .post(format!("{}/api/v1/webhooks/git", s.base))
-        .header("x-github-event", "push")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = s.github_webhook("push", &body, None).await;
     assert_eq!(r.status(), 401);
     let err: serde_json::Value = r.json().await.unwrap();
     assert!(err["error"].as_str().unwrap().contains("unsigned"), "{err}");
 
     // Signed with the wrong secret.
-    let bad = slipway_git::webhook::github_signature(b"other", body.as_bytes());
-    let r = c
-        .post(format!("{}/api/v1/webhooks/git", s.base))
-        .header("x-github-event", "push")
-        .header("x-hub-signature-256", bad)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = s.github_webhook("push", &body, Some(b"other")).await;
     assert_eq!(r.status(), 401);
     still_at(&s, &s.first).await;
     let webhooks: Vec<_> = s
@@ -418,32 +404,16 @@ async fn webhooks_need_a_valid_signature() {
 
     // Ping: 200, nothing else. The API token is not needed.
     let ping = r#"{"zen":"hi"}"#;
-    let r = c
-        .post(format!("{}/api/v1/webhooks/git", s.base))
-        .header("x-github-event", "ping")
-        .header(
-            "x-hub-signature-256",
-            slipway_git::webhook::github_signature(secret.as_bytes(), ping.as_bytes()),
-        )
-        .body(ping)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .github_webhook("ping", ping, Some(secret.as_bytes()))
+        .await;
     assert_eq!(r.status(), 200);
     still_at(&s, &s.first).await;
 
     // A signed push: 202, and the controller fetches and syncs the new commit.
-    let r = c
-        .post(format!("{}/api/v1/webhooks/git", s.base))
-        .header("x-github-event", "push")
-        .header(
-            "x-hub-signature-256",
-            slipway_git::webhook::github_signature(secret.as_bytes(), body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .github_webhook("push", &body, Some(secret.as_bytes()))
+        .await;
     assert_eq!(r.status(), 202);
     let reply: WebhookReply = r.json().await.unwrap();
     let reason = format!("webhook acme/gitops refs/heads/main {next}");
@@ -486,17 +456,7 @@ async fn webhooks_are_refused_without_a_configured_secret() {
     let s = Env::start(Options::default()).await;
     new_hello_commit(&s, "howdy");
     let body = "{}";
-    let r = client()
-        .post(format!("{}/api/v1/webhooks/git", s.base))
-        .header("x-github-event", "push")
-        .header(
-            "x-hub-signature-256",
-            slipway_git::webhook::github_signature(b"", body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.github_webhook("push", body, Some(b"")).await;
     assert_eq!(r.status(), 401);
     let err: serde_json::Value = r.json().await.unwrap();
     assert!(err["error"]

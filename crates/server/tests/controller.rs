@@ -106,13 +106,7 @@ async fn reads_history_events_and_webhook_driven_syncs() {
     // Unsigned: 401, recorded, and nothing syncs (the controller has handled everything
     // asked of it when `settled` answers, a refresh included).
     let body = push_body("acme/gitops", &v2);
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/webhooks/git", env.base))
-        .header("x-github-event", "push")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = env.github_webhook("push", &body, None).await;
     assert_eq!(r.status(), 401);
     env.handle.settled().await;
     let now = hello(&env).await;
@@ -132,17 +126,9 @@ async fn reads_history_events_and_webhook_driven_syncs() {
     assert_eq!(rejected, 1);
 
     // Signed: 202, and hello reaches v2 and serves it through its Service.
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/webhooks/git", env.base))
-        .header("x-github-event", "push")
-        .header(
-            "x-hub-signature-256",
-            slipway_git::webhook::github_signature(SECRET.as_bytes(), body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .github_webhook("push", &body, Some(SECRET.as_bytes()))
+        .await;
     assert_eq!(r.status(), 202);
     env.wait_synced_to(&v2).await;
     let addr = format!("127.0.0.1:{}", env.service_port).parse().unwrap();

@@ -18,6 +18,7 @@ use slipway_server::{
     ServerConfig, StatusReport,
 };
 use slipway_store::Store;
+use slipway_testkit::manifests::{self, AppPolicy, HelloPod};
 use slipway_testkit::{wait_until, GitRepo, HelloRegistry};
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -26,79 +27,15 @@ const TOKEN: &str = "rollout-token";
 fn write_app(git: &GitRepo, image: &str) {
     git.write(
         "applications/hello.yaml",
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: hello
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/hello
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: default
-  syncPolicy:
-    automated:
-      prune: true
-      selfHeal: true
-",
+        &manifests::application("hello", ".", "apps/hello", AppPolicy::automated(true, true)),
     );
     git.write(
         "apps/hello/service.yaml",
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  selector:
-    app: hello
-  ports:
-    - name: http
-      port: 80
-      targetPort: http
-",
+        &manifests::yaml(&manifests::service("hello", "hello", None)),
     );
-    git.write(
-        "apps/hello/rollout.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: hello
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers:
-        - name: hello
-          image: {image}
-          ports:
-            - name: http
-              containerPort: 8080
-          readinessProbe:
-            httpGet:
-              path: /healthz
-              port: http
-            periodSeconds: 1
-  strategy:
-    canary:
-      scaleDownDelaySeconds: 1
-      abortScaleDownDelaySeconds: 1
-      steps:
-        - setWeight: 20
-        - pause: {{}}
-        - setWeight: 100
-"
-        ),
-    );
+    let strategy = manifests::canary(&[Some(20), None, Some(100)], Some(1), Some(1));
+    let rollout = manifests::hello_rollout("hello", 1, &HelloPod::new(image), strategy);
+    git.write("apps/hello/rollout.yaml", &manifests::yaml(&rollout));
 }
 
 struct Env {

@@ -16,6 +16,8 @@ use slipway_reconcile::{Controller, ControllerConfig, ControllerHandle, Controll
 use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{LiveObject, Runtime};
 use slipway_store::Store;
+pub use slipway_testkit::manifests::AppPolicy;
+use slipway_testkit::manifests::{self, Application};
 use slipway_testkit::GitRepo;
 
 /// How long anything may take to converge before a test gives up (never asserted on).
@@ -242,29 +244,12 @@ pub fn kill(target: i64) {
     assert!(status.success(), "kill -9 {target}");
 }
 
-/// An Application manifest.
-pub fn application(name: &str, path: &str, policy: &str) -> String {
-    format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: {name}
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: {path}
-    targetRevision: HEAD
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: default
-{policy}"
-    )
-}
-
-/// `syncPolicy` with automation.
-pub fn automated(prune: bool, self_heal: bool) -> String {
-    format!("  syncPolicy:\n    automated:\n      prune: {prune}\n      selfHeal: {self_heal}\n")
+/// An Application manifest of `path` at `HEAD` in the fixture's repository.
+pub fn application(name: &str, path: &str, policy: AppPolicy) -> String {
+    Application::new(name, path)
+        .revision("HEAD")
+        .policy(policy)
+        .yaml()
 }
 
 /// A Deployment of `image` (the hello image) with `replicas`, ready once its port listens.
@@ -296,22 +281,12 @@ metadata:
     )
 }
 
-/// A Service in front of `name`.
+/// A Service in front of `name` (to the pods' port 8080: the Deployments above leave it
+/// unnamed).
 pub fn service(name: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  selector:
-    app: {name}
-  ports:
-    - name: http
-      port: 80
-      targetPort: 8080
-"
-    )
+    let mut service = manifests::service(name, name, None);
+    service["spec"]["ports"][0]["targetPort"] = serde_json::json!(8080);
+    manifests::yaml(&service)
 }
 
 /// A ConfigMap.

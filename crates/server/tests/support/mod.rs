@@ -19,6 +19,7 @@ use slipway_runtime::local::{LocalOptions, LocalRuntime};
 use slipway_runtime::{HealthStatus, Runtime};
 use slipway_server::{RuntimeView, Server, ServerConfig};
 use slipway_store::Store;
+use slipway_testkit::manifests::{self, AppPolicy, Application, HelloPod, Probe};
 use slipway_testkit::{free_port, wait_until, GitRepo, HelloRegistry};
 
 /// How long anything may take to converge before a test gives up (never asserted on).
@@ -35,88 +36,10 @@ pub struct Options<'a> {
     pub hello: bool,
 }
 
+/// One hello replica of `image`, probed every 300 s.
 pub fn hello_deployment(image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: hello
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: hello
-  template:
-    metadata:
-      labels:
-        app: hello
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers:
-      - name: hello
-        image: {image}
-        ports:
-        - name: http
-          containerPort: 8080
-        readinessProbe:
-          httpGet:
-            path: /healthz
-            port: http
-          periodSeconds: 300
-"
-    )
-}
-
-const HELLO_APP: &str = "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: hello
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/hello
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: hello
-  syncPolicy:
-    automated:
-      selfHeal: true
-    syncOptions:
-    - CreateNamespace=true
-";
-
-const WEB_APP: &str = "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: web
-spec:
-  project: default
-  source:
-    repoURL: .
-    path: apps/web
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: default
-";
-
-fn service(port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-  annotations:
-    slipway.dev/local-port: \"{port}\"
-spec:
-  selector:
-    app: hello
-  ports:
-  - name: http
-    port: 80
-    targetPort: http
-"
-    )
+    let pod = HelloPod::new(image).probe(Probe::Every(300));
+    manifests::yaml(&manifests::deployment("hello", 1, &pod))
 }
 
 /// A ConfigMap named `name` with one key.
@@ -180,10 +103,17 @@ impl Env {
         let dir = tempfile::tempdir().expect("tmp");
         let repo = GitRepo::init(dir.path().join("gitops"));
         let service_port = free_port();
-        repo.write("applications/hello.yaml", HELLO_APP);
-        repo.write("applications/web.yaml", WEB_APP);
+        let hello = Application::new("hello", "apps/hello")
+            .namespace("hello")
+            .policy(AppPolicy::automated(false, true).create_namespace());
+        repo.write("applications/hello.yaml", &hello.yaml());
+        repo.write(
+            "applications/web.yaml",
+            &manifests::application("web", ".", "apps/web", AppPolicy::MANUAL),
+        );
         repo.write("apps/hello/configmap.yaml", &config_map("hello", "hi"));
-        repo.write("apps/hello/service.yaml", &service(service_port));
+        let service = manifests::service("hello", "hello", Some(service_port));
+        repo.write("apps/hello/service.yaml", &manifests::yaml(&service));
         if let Some(registry) = &registry {
             let image = registry.push_hello("v1").await;
             repo.write("apps/hello/deployment.yaml", &hello_deployment(&image));
@@ -266,6 +196,24 @@ impl Env {
     }
 
     /// Waits until `hello` runs `revision`, synced and Healthy.
+    /// POSTs a GitHub delivery of `event` with `body` to the webhook route, signed with
+    /// `secret` (`X-Hub-Signature-256`) when one is given, else unsigned.
+    pub async fn github_webhook(
+        &self,
+        event: &str,
+        body: &str,
+        secret: Option<&[u8]>,
+    ) -> reqwest::Response {
+        let mut r = reqwest::Client::new()
+            .post(format!("{}/api/v1/webhooks/git", self.base))
+            .header("x-github-event", event);
+        if let Some(secret) = secret {
+            let signature = slipway_git::webhook::github_signature(secret, body.as_bytes());
+            r = r.header("x-hub-signature-256", signature);
+        }
+        r.body(body.to_string()).send().await.expect("send webhook")
+    }
+
     pub async fn wait_synced_to(&self, revision: &str) {
         let ok = wait_until(PATIENCE, || async {
             let a = self.summary("hello");
