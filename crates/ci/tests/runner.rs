@@ -243,3 +243,66 @@ jobs:
         "from source\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_files_hashes_the_digests_of_the_matched_files_in_path_order() {
+    use sha2::{Digest, Sha256};
+    let src = tempfile::tempdir().unwrap();
+    for (p, body) in [
+        ("Cargo.lock", "root lock\n"),
+        ("web/yarn.lock", "yarn"),
+        ("crates/a/Cargo.lock", "nested"),
+        ("README.md", "not a lock"),
+    ] {
+        let p = src.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let text = r#"
+on: push
+jobs:
+  h:
+    outputs:
+      lock: ${{ steps.h.outputs.lock }}
+    steps:
+      - id: h
+        run: echo "lock=${{ hashFiles('**/*.lock') }}" >> "$GITHUB_OUTPUT"
+"#;
+    let wf = parse("hash.yml", text).unwrap();
+    let r = runner::run(&wf, options(WorkspaceSource::Dir(src.path().to_path_buf())))
+        .await
+        .unwrap();
+    assert_eq!(r.conclusion, Conclusion::Success, "{r:#?}");
+    // Independently: sha256 of each file, in path order, then sha256 of the digests.
+    let mut total = Sha256::new();
+    for f in ["Cargo.lock", "crates/a/Cargo.lock", "web/yarn.lock"] {
+        total.update(Sha256::digest(std::fs::read(src.path().join(f)).unwrap()));
+    }
+    let want = hex::encode(total.finalize());
+    assert_eq!(r.job("h").unwrap().outputs["lock"], want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_scan_fails_its_step_and_always_steps_still_run() {
+    let text = r#"
+on: push
+jobs:
+  ship:
+    steps:
+      - uses: slipway/image-scan@v1
+      - if: always()
+        run: echo after the gate
+"#;
+    let wf = parse("scan.yml", text).unwrap();
+    let r = runner::run(&wf, options(WorkspaceSource::Empty))
+        .await
+        .unwrap();
+    assert_eq!(r.conclusion, Conclusion::Failure);
+    let steps = &r.job("ship").unwrap().instances[0].steps;
+    assert_eq!(steps[0].conclusion, Conclusion::Failure);
+    assert!(steps[0].log.iter().any(|l| l.contains(
+        "slipway/image-scan: the scanner is not available yet; this gate fails rather than pass unscanned images"
+    )));
+    assert_eq!(steps[1].conclusion, Conclusion::Success);
+    assert_eq!(steps[1].log, vec!["after the gate".to_string()]);
+}

@@ -22,6 +22,44 @@ use crate::workflow::{expand, Flag, Instance, Job, Matrix, Minutes, Step, StepAc
 /// Native steps this runner knows (`uses:` without the `@version`).
 pub const NATIVE_STEPS: &[&str] = &["actions/checkout"];
 
+/// Native steps that are announced but not available yet: each fails its step with this
+/// message (never passes).
+const ANNOUNCED_STEPS: &[(&str, &str)] = &[
+    (
+        "slipway/image-scan",
+        "slipway/image-scan: the scanner is not available yet; this gate fails rather than pass unscanned images",
+    ),
+    (
+        "slipway/image-build",
+        "slipway/image-build: not available yet; it arrives with issue 6's native steps",
+    ),
+    (
+        "slipway/push",
+        "slipway/push: not available yet; it arrives with issue 6's native steps",
+    ),
+    (
+        "slipway/deliver",
+        "slipway/deliver: not available yet; it arrives with issue 6's native steps",
+    ),
+];
+
+/// What a step's expressions ask of the world: the job status and `hashFiles` over the
+/// instance's workspace.
+struct StepHost<'a> {
+    status: Status,
+    workspace: &'a Path,
+}
+
+impl expr::Host for StepHost<'_> {
+    fn status(&self) -> Status {
+        self.status
+    }
+
+    fn hash_files(&self, patterns: &[String]) -> Result<String, String> {
+        super::hash::hash_files(self.workspace, patterns)
+    }
+}
+
 /// How many lines of a step's output are kept in its result.
 const MAX_LOG_LINES: usize = 100_000;
 
@@ -460,10 +498,10 @@ async fn run_instance(
     (n, result, continue_on_error)
 }
 
-fn step_name(step: &Step, ctx: &Context) -> String {
+fn step_name(step: &Step, ctx: &Context, host: &dyn expr::Host) -> String {
     if let Some(n) = &step.name {
         return Template::parse(n)
-            .and_then(|t| t.render(ctx, &expr::NoHost))
+            .and_then(|t| t.render(ctx, host))
             .unwrap_or_else(|_| n.clone());
     }
     match &step.action {
@@ -612,7 +650,11 @@ async fn run_step(
     cancel: &mut watch::Receiver<bool>,
 ) -> StepResult {
     let started = Instant::now();
-    let name = step_name(step, ctx);
+    let host = StepHost {
+        status,
+        workspace: &state.workspace,
+    };
+    let name = step_name(step, ctx, &host);
     let mut out = Output {
         shared,
         job: state.name.clone(),
@@ -638,7 +680,7 @@ async fn run_step(
         }
     };
     let run_it =
-        parse_condition(step.condition.as_deref().unwrap_or("")).and_then(|c| c.eval(ctx, &status));
+        parse_condition(step.condition.as_deref().unwrap_or("")).and_then(|c| c.eval(ctx, &host));
     match run_it {
         Ok(true) => {}
         Ok(false) => {
@@ -665,7 +707,7 @@ async fn run_step(
     };
     // step env, evaluated with what the step sees so far.
     for (k, v) in &step.env {
-        match Template::parse(v).and_then(|t| t.render(ctx, &status)) {
+        match Template::parse(v).and_then(|t| t.render(ctx, &host)) {
             Ok(v) => {
                 env.insert(k.clone(), v);
             }
@@ -689,6 +731,16 @@ async fn run_step(
                 out.note("the workspace is ready (checked out before the job started)");
                 return finish(out, Conclusion::Success, Conclusion::Success, String::new());
             }
+            if let Some((_, msg)) = ANNOUNCED_STEPS.iter().find(|(a, _)| *a == action) {
+                out.note(&format!("Error: {msg}"));
+                out.annotate("error", (*msg).to_string(), None, None);
+                return finish(
+                    out,
+                    Conclusion::Failure,
+                    conclude(Conclusion::Failure),
+                    String::new(),
+                );
+            }
             let msg = format!(
                 "uses: {uses} is not supported (native steps: {})",
                 NATIVE_STEPS.join(", ")
@@ -708,7 +760,7 @@ async fn run_step(
             working_directory,
         } => (run, shell, working_directory),
     };
-    let script = match Template::parse(script).and_then(|t| t.render(ctx, &status)) {
+    let script = match Template::parse(script).and_then(|t| t.render(ctx, &host)) {
         Ok(s) => s,
         Err(e) => {
             out.note(&format!("Error: run: {e}"));

@@ -14,6 +14,7 @@
 //! stored or handed to the [`LogSink`].
 
 mod files;
+mod hash;
 mod job;
 
 use std::collections::{BTreeMap, HashSet};
