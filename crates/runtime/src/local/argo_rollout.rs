@@ -37,10 +37,11 @@ use std::time::Duration;
 use slipway_model::ResId;
 use tokio::sync::{watch, Notify};
 
-use super::deployment::{remove_pod, template_hash};
+use super::deployment::{
+    remove_pod, remove_pods, start_replica, stop_task, template_hash, ReplicaOwner,
+};
 use super::image::Image;
-use super::pod::{self, NewPod, Phase, Pod};
-use super::replica::{self, Ctx};
+use super::pod::{Phase, Pod};
 use super::spec::{self, PodTemplate};
 use super::Inner;
 use crate::{
@@ -388,26 +389,19 @@ impl RolloutWorkload {
 
     /// Stops the task, then drains and stops every pod.
     pub async fn shutdown(&self, inner: &Arc<Inner>) {
-        self.stop.send_replace(true);
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(t) = task {
-            let _ = t.await;
+        stop_task(&self.stop, &self.task).await;
+        remove_pods(inner, &self.pods, |p| self.grace_of(p)).await;
+    }
+
+    /// This Rollout as the owner of the replicas it starts.
+    fn replica_owner(&self) -> ReplicaOwner<'_> {
+        ReplicaOwner {
+            object: &self.id,
+            owner: &self.owner,
+            namespace: &self.namespace,
+            changed: &self.changed,
+            heal: &self.heal,
         }
-        let mut removals = tokio::task::JoinSet::new();
-        for p in self.pods() {
-            let inner = Arc::clone(inner);
-            let grace = self.grace_of(&p);
-            removals.spawn(async move { remove_pod(&inner, &p, grace).await });
-        }
-        while removals.join_next().await.is_some() {}
-        self.pods
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
     }
 
     fn grace_of(&self, p: &Pod) -> Duration {
@@ -478,7 +472,7 @@ async fn control(inner: Arc<Inner>, w: Arc<RolloutWorkload>) {
                 }
                 let imgs = images.get(&rev).cloned().unwrap_or_default();
                 for _ in have..want {
-                    let p = start_pod(&inner, &w, &rev, template, imgs.clone());
+                    let p = start_replica(&inner, &w.replica_owner(), &rev, template, imgs.clone());
                     w.pods
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -514,38 +508,6 @@ async fn control(inner: Arc<Inner>, w: Arc<RolloutWorkload>) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-}
-
-fn start_pod(
-    inner: &Arc<Inner>,
-    w: &Arc<RolloutWorkload>,
-    hash: &str,
-    template: &Arc<PodTemplate>,
-    images: Vec<Arc<Image>>,
-) -> Arc<Pod> {
-    let name = format!("{}-{hash}-{}", w.id.name, pod::random_suffix(5));
-    let p = Arc::new(Pod::new(NewPod {
-        name,
-        namespace: &w.namespace,
-        owner: &w.owner,
-        object: &w.id,
-        template,
-        template_hash: hash,
-        run_dir: &inner.run_dir,
-        logs_dir: &inner.logs_dir,
-        changed: Arc::clone(&w.changed),
-    }));
-    inner.register_pod(&p);
-    let ctx = Ctx {
-        inner: Arc::clone(inner),
-        pod: Arc::clone(&p),
-        template: Arc::clone(template),
-        images,
-        heal: Arc::clone(&w.heal),
-    };
-    let task = tokio::spawn(replica::supervise(ctx));
-    *p.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
-    p
 }
 
 /// The error for a Rollout that is not there.

@@ -173,28 +173,51 @@ impl Deployment {
 
     /// Stops the controller, then drains and stops every replica.
     pub async fn shutdown(&self, inner: &Arc<Inner>) {
-        self.stop.send_replace(true);
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(t) = task {
-            let _ = t.await;
-        }
-        let pods = self.pods();
-        let mut removals = tokio::task::JoinSet::new();
-        for p in pods {
-            let inner = Arc::clone(inner);
-            let grace = self.spec().template.spec.grace();
-            removals.spawn(async move { remove_pod(&inner, &p, grace).await });
-        }
-        while removals.join_next().await.is_some() {}
-        self.pods
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        stop_task(&self.stop, &self.task).await;
+        let grace = self.spec().template.spec.grace();
+        remove_pods(inner, &self.pods, |_| grace).await;
     }
+
+    /// This Deployment as the owner of the replicas it starts.
+    fn replica_owner(&self) -> ReplicaOwner<'_> {
+        ReplicaOwner {
+            object: &self.id,
+            owner: &self.owner,
+            namespace: &self.namespace,
+            changed: &self.changed,
+            heal: &self.heal,
+        }
+    }
+}
+
+/// Tells a workload's control task to stop and waits for it.
+pub async fn stop_task(
+    stop: &watch::Sender<bool>,
+    task: &Mutex<Option<tokio::task::JoinHandle<()>>>,
+) {
+    stop.send_replace(true);
+    let task = task.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(t) = task {
+        let _ = t.await;
+    }
+}
+
+/// Drains and stops every pod in `pods` at once (each with its grace period), then empties
+/// the list.
+pub async fn remove_pods(
+    inner: &Arc<Inner>,
+    pods: &Mutex<Vec<Arc<Pod>>>,
+    grace: impl Fn(&Pod) -> Duration,
+) {
+    let current = pods.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let mut removals = tokio::task::JoinSet::new();
+    for p in current {
+        let inner = Arc::clone(inner);
+        let grace = grace(&p);
+        removals.spawn(async move { remove_pod(&inner, &p, grace).await });
+    }
+    while removals.join_next().await.is_some() {}
+    pods.lock().unwrap_or_else(PoisonError::into_inner).clear();
 }
 
 /// Drains `pod` from every Service, then stops it and forgets it.
@@ -298,7 +321,13 @@ async fn control(inner: Arc<Inner>, d: Arc<Deployment>) {
         let Decision { start, remove } = decision;
         if let (Some((_, imgs)), true) = (&images, start > 0) {
             for _ in 0..start {
-                let p = start_pod(&inner, &d, &spec, imgs.clone());
+                let p = start_replica(
+                    &inner,
+                    &d.replica_owner(),
+                    &spec.hash,
+                    &spec.template,
+                    imgs.clone(),
+                );
                 d.pods
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -354,31 +383,48 @@ async fn control(inner: Arc<Inner>, d: Arc<Deployment>) {
     }
 }
 
-fn start_pod(
+/// Who a replica belongs to: the workload (a Deployment or a Rollout) that starts it.
+pub struct ReplicaOwner<'a> {
+    /// The workload's identity.
+    pub object: &'a ResId,
+    /// Application.
+    pub owner: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Notified when the replica changes.
+    pub changed: &'a Arc<Notify>,
+    /// The workload's heal flag.
+    pub heal: &'a Arc<AtomicBool>,
+}
+
+/// Starts a supervised replica of `template` (revision `hash`) for a workload: named
+/// `<workload>-<hash>-<5 random>`, registered with the runtime, supervised by its own task.
+pub fn start_replica(
     inner: &Arc<Inner>,
-    d: &Arc<Deployment>,
-    spec: &DeploySpec,
+    workload: &ReplicaOwner<'_>,
+    hash: &str,
+    template: &Arc<PodTemplate>,
     images: Vec<Arc<Image>>,
 ) -> Arc<Pod> {
-    let name = format!("{}-{}-{}", d.id.name, spec.hash, pod::random_suffix(5));
+    let name = format!("{}-{hash}-{}", workload.object.name, pod::random_suffix(5));
     let p = Arc::new(Pod::new(NewPod {
         name,
-        namespace: &d.namespace,
-        owner: &d.owner,
-        object: &d.id,
-        template: &spec.template,
-        template_hash: &spec.hash,
+        namespace: workload.namespace,
+        owner: workload.owner,
+        object: workload.object,
+        template,
+        template_hash: hash,
         run_dir: &inner.run_dir,
         logs_dir: &inner.logs_dir,
-        changed: Arc::clone(&d.changed),
+        changed: Arc::clone(workload.changed),
     }));
     inner.register_pod(&p);
     let ctx = Ctx {
         inner: Arc::clone(inner),
         pod: Arc::clone(&p),
-        template: Arc::clone(&spec.template),
+        template: Arc::clone(template),
         images,
-        heal: Arc::clone(&d.heal),
+        heal: Arc::clone(workload.heal),
     };
     let task = tokio::spawn(replica::supervise(ctx));
     *p.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
