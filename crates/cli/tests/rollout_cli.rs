@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use slipway_testkit::manifests::{self, AppPolicy, HelloPod};
-use slipway_testkit::{free_port, GitRepo, HelloRegistry, UpProcess};
+use slipway_testkit::{GitRepo, HelloRegistry, UpProcess};
 
 fn slipway() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_slipway"));
@@ -37,30 +37,6 @@ fn every_rollout_verb_teaches_with_an_example() {
         assert!(
             help.contains("Examples:") && help.contains(&format!("slipway rollout {verb}")),
             "{verb}:\n{help}"
-        );
-    }
-}
-
-#[test]
-fn rollout_verbs_name_the_missing_server() {
-    let url = format!("http://127.0.0.1:{}", free_port());
-    for args in [
-        vec!["rollout", "list"],
-        vec!["rollout", "get", "hello"],
-        vec!["rollout", "promote", "default/hello"],
-        vec!["rollout", "undo", "hello", "-n", "default"],
-        vec!["rollout", "watch", "hello", "-n", "default"],
-    ] {
-        let out = slipway()
-            .args(&args)
-            .env("SLIPWAY_SERVER", &url)
-            .output()
-            .expect("run");
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(
-            text(&out.stderr),
-            format!("error: no Slipway server at {url} (start one with: slipway up)\n"),
-            "{args:?}"
         );
     }
 }

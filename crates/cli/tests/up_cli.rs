@@ -54,6 +54,11 @@ fn client_verbs_name_the_missing_server() {
         vec!["app", "get", "hello"],
         vec!["status"],
         vec!["logs", "hello"],
+        vec!["rollout", "list"],
+        vec!["rollout", "get", "hello"],
+        vec!["rollout", "promote", "default/hello"],
+        vec!["rollout", "undo", "hello", "-n", "default"],
+        vec!["rollout", "watch", "hello", "-n", "default"],
     ] {
         let out = slipway()
             .args(&args)
