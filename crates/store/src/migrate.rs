@@ -34,6 +34,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "deployments",
         sql: include_str!("../migrations/0002_deployments.sql"),
     },
+    Migration {
+        version: 3,
+        name: "ci_runs",
+        sql: include_str!("../migrations/0003_ci_runs.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "deliveries",
+        sql: include_str!("../migrations/0004_deliveries.sql"),
+    },
 ];
 
 /// The schema version this binary creates and understands: the number of embedded migrations.

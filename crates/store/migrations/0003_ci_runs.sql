@@ -1,0 +1,1 @@
+-- CI runs (slipway ci): filled in by the ci-runs work.

@@ -1,0 +1,1 @@
+-- Deliveries: verifications and promotions, filled in by the delivery work.
