@@ -10,6 +10,8 @@
 //!   a controller needs to resume after a crash (the current rollout step, analysis
 //!   measurements), versioned for optimistic concurrency;
 //! - **deployments** ([`Store::record_deployment`]) and the DORA figures computed from them.
+//! - **CI runs** ([`Store::ci_insert_run`]): every `slipway ci` run, its status, result and
+//!   log lines.
 //!
 //! What does **not** live here: desired state is in Git, and observed state comes from the
 //! runtime by observation. Nothing in this file is the truth about what should run or what
@@ -91,6 +93,8 @@ macro_rules! text_enum {
 }
 
 mod checkpoints;
+mod ci_runs;
+mod deliveries;
 mod deployments;
 mod error;
 mod events;
@@ -104,6 +108,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use checkpoints::Checkpoint;
+pub use ci_runs::{CiLogLine, CiRun, CiRunStatus, NewCiRun, CI_INTERRUPTED_LINE};
+pub use deliveries::{
+    NewPromotion, NewVerification, PromotionPolicy, PromotionRecord, VerificationRecord,
+};
 pub use deployments::{
     ChangeFailureRate, Deployment, DeploymentFrequency, DeploymentId, DeploymentResult,
     NewDeployment, TimeToRestore,
