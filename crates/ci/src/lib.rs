@@ -7,7 +7,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod concurrency;
 pub mod expr;
 pub mod mask;
+pub mod record;
 pub mod runner;
+pub mod trigger;
 pub mod workflow;

@@ -119,8 +119,11 @@ fn unescape_property(s: &str) -> String {
         .replace("%25", "%")
 }
 
+/// The file that marks a Slipway data directory.
+const SLIPWAY_DB: &str = "slipway.db";
+
 /// Copies a directory tree (files with their permissions, symbolic links as links), leaving
-/// out `.git`.
+/// out `.git` and Slipway data directories.
 pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -131,6 +134,13 @@ pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
         }
         let (src, dst) = (entry.path(), to.join(&name));
         let kind = entry.file_type()?;
+        // A Slipway data directory (the default `.slipway` of the current directory) is never
+        // part of a job's workspace: jobs have no business with it, and reading its database
+        // file here would drop this process's SQLite locks on it (POSIX locks belong to the
+        // process; any close releases them), cutting off readers like `ci logs --follow`.
+        if kind.is_dir() && src.join(SLIPWAY_DB).exists() {
+            continue;
+        }
         if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
         } else if kind.is_dir() {

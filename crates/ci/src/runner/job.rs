@@ -19,29 +19,10 @@ use super::{
 use crate::expr::{self, parse_condition, Context, Status, Template};
 use crate::workflow::{expand, Flag, Instance, Job, Matrix, Minutes, Step, StepAction};
 
-/// Native steps this runner knows (`uses:` without the `@version`).
-pub const NATIVE_STEPS: &[&str] = &["actions/checkout"];
-
-/// Native steps that are announced but not available yet: each fails its step with this
-/// message (never passes).
-const ANNOUNCED_STEPS: &[(&str, &str)] = &[
-    (
-        "slipway/image-scan",
-        "slipway/image-scan: the scanner is not available yet; this gate fails rather than pass unscanned images",
-    ),
-    (
-        "slipway/image-build",
-        "slipway/image-build: not available yet; it arrives with issue 6's native steps",
-    ),
-    (
-        "slipway/push",
-        "slipway/push: not available yet; it arrives with issue 6's native steps",
-    ),
-    (
-        "slipway/deliver",
-        "slipway/deliver: not available yet; it arrives with issue 6's native steps",
-    ),
-];
+// The native steps (`uses:` the runner implements) live in `runner/native/`, one file each;
+// this file only dispatches to them.
+use super::native::{self, ANNOUNCED_STEPS};
+pub use super::native::NATIVE_STEPS;
 
 /// What a step's expressions ask of the world: the job status and `hashFiles` over the
 /// instance's workspace.
@@ -111,12 +92,20 @@ pub(crate) async fn run_job(
         Ok(b) => b,
         Err(e) => return fail(format!("jobs.{}.if: {e}", job.id)),
     };
+    // Started after the run was cancelled (an `always()` job): nothing cancels it again.
+    let run_cancelled_before = *shared.cancel.borrow();
     if !run_it {
+        // A job the cancellation kept from starting is cancelled, not skipped.
+        let result = if run_cancelled_before {
+            Conclusion::Cancelled
+        } else {
+            Conclusion::Skipped
+        };
         shared.emit(LogEvent::JobFinished {
             job: job.id.clone(),
-            result: Conclusion::Skipped,
+            result,
         });
-        return finish(Conclusion::Skipped, Vec::new());
+        return finish(result, Vec::new());
     }
 
     let instances = match job.strategy.as_ref().map(|s| &s.matrix) {
@@ -139,6 +128,16 @@ pub(crate) async fn run_job(
         .and_then(|s| s.max_parallel)
         .map(|n| Arc::new(Semaphore::new(usize::try_from(n.max(1)).unwrap_or(1))));
     let (cancel_tx, cancel_rx) = watch::channel(false);
+    // The run's cancellation reaches the instances through the same switch as fail-fast.
+    let _run_cancel = if run_cancelled_before {
+        None
+    } else {
+        let (mut run_cancel, tx) = (shared.cancel.clone(), cancel_tx.clone());
+        Some(AbortOnDrop(tokio::spawn(async move {
+            crate::concurrency::cancelled(&mut run_cancel).await;
+            cancel_once(&tx);
+        })))
+    };
     let total = instances.len();
     let mut set = tokio::task::JoinSet::new();
     for (n, inst) in instances.into_iter().enumerate() {
@@ -165,7 +164,7 @@ pub(crate) async fn run_job(
             continue;
         };
         if r.result == Conclusion::Failure && fail_fast && !continue_on_error {
-            let _ = cancel_tx.send(true);
+            cancel_once(&cancel_tx);
         }
         done.push((n, r, continue_on_error));
     }
@@ -196,6 +195,21 @@ pub(crate) async fn run_job(
     let mut out = finish(result, instances);
     out.outputs = merged;
     out
+}
+
+/// Flips a cancel switch once: a second flip would look like a new cancellation to steps
+/// that run after the first (`if: always()`), killing them.
+fn cancel_once(tx: &watch::Sender<bool>) {
+    tx.send_if_modified(|v| !std::mem::replace(v, true));
+}
+
+/// Aborts a helper task when the job is done.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn flag(f: &Flag, ctx: &Context) -> Result<bool, expr::ExprError> {
@@ -288,6 +302,10 @@ struct State {
     steps: Map<String, Value>,
     failed: bool,
     cancelled: bool,
+    /// The last `slipway/image-build`, for a `slipway/push` without `with.image`.
+    last_build: Option<native::Built>,
+    /// `actions/cache` saves for the post steps, with the name of their step.
+    cache_saves: Vec<(String, native::CacheSave)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -336,6 +354,41 @@ async fn run_instance(
         outputs: BTreeMap::new(),
         steps: Vec::new(),
         duration_ms: 0,
+    };
+    // The job's `concurrency` group (per instance: it may name the matrix).
+    let entry = crate::concurrency::enter(
+        &shared.groups,
+        "the job",
+        job.concurrency.as_ref(),
+        &ctx,
+        &cancel,
+    )
+    .await;
+    let (_group, _group_cancel) = match entry {
+        crate::concurrency::Entry::Go(Some(slot)) => {
+            let (merged, forward) =
+                crate::concurrency::any_of(vec![cancel.clone(), slot.cancelled()]);
+            cancel = merged;
+            (Some(slot), Some(forward))
+        }
+        crate::concurrency::Entry::Go(None) => (None, None),
+        crate::concurrency::Entry::Cancelled(m) => {
+            shared.add_annotation("error", m, &name, None);
+            shared.emit(LogEvent::JobFinished {
+                job: name,
+                result: Conclusion::Cancelled,
+            });
+            return (n, result, continue_on_error);
+        }
+        crate::concurrency::Entry::Failed(m) => {
+            shared.add_annotation("error", format!("jobs.{}.{m}", job.id), &name, None);
+            result.result = Conclusion::Failure;
+            shared.emit(LogEvent::JobFinished {
+                job: name,
+                result: Conclusion::Failure,
+            });
+            return (n, result, continue_on_error);
+        }
     };
     if *cancel.borrow() {
         shared.emit(LogEvent::JobFinished {
@@ -395,6 +448,8 @@ async fn run_instance(
         steps: Map::new(),
         failed: false,
         cancelled: false,
+        last_build: None,
+        cache_saves: Vec::new(),
     };
     // workflow env, then job env (each seeing what came before).
     for layer in [&shared.wf.env, &job.env] {
@@ -421,7 +476,9 @@ async fn run_instance(
     };
 
     for (i, step) in job.steps.iter().enumerate() {
-        if *cancel.borrow() {
+        // Marked seen, so a step that still runs after the cancellation (`always()`) is
+        // not killed by it.
+        if *cancel.borrow_and_update() {
             state.cancelled = true;
         }
         let status = if state.cancelled {
@@ -467,6 +524,15 @@ async fn run_instance(
     }
     if *cancel.borrow() && !state.failed {
         state.cancelled = true;
+    }
+    // Post steps (`actions/cache` saves), last first, as GitHub runs them.
+    for (step_name, save) in std::mem::take(&mut state.cache_saves).into_iter().rev() {
+        let succeeded = !state.failed && !state.cancelled;
+        let r = post_step(&shared, &state.name, &step_name, save, succeeded).await;
+        if r.conclusion == Conclusion::Failure {
+            state.failed = true;
+        }
+        result.steps.push(r);
     }
     ctx.insert("steps", Value::Object(state.steps.clone()));
     let mut env = state.env.clone();
@@ -650,6 +716,7 @@ async fn run_step(
     cancel: &mut watch::Receiver<bool>,
 ) -> StepResult {
     let started = Instant::now();
+    let started_ms = slipway_store::now_millis();
     let host = StepHost {
         status,
         workspace: &state.workspace,
@@ -676,6 +743,11 @@ async fn run_step(
             outputs: out.outputs,
             log: out.log,
             summary,
+            uses: match &step.action {
+                StepAction::Uses { uses, .. } => Some(uses.clone()),
+                StepAction::Run { .. } => None,
+            },
+            started_ms,
             duration_ms: millis(started.elapsed()),
         }
     };
@@ -725,11 +797,104 @@ async fn run_step(
     ctx.insert("env", json!(env));
 
     let (script, shell, wd) = match &step.action {
-        StepAction::Uses { uses, .. } => {
-            let action = uses.split('@').next().unwrap_or(uses);
-            if NATIVE_STEPS.contains(&action) {
+        StepAction::Uses { uses, with } => {
+            let action = native::action_name(uses);
+            if action == "actions/checkout" {
                 out.note("the workspace is ready (checked out before the job started)");
                 return finish(out, Conclusion::Success, Conclusion::Success, String::new());
+            }
+            if NATIVE_STEPS.contains(&action) {
+                let mut rendered = BTreeMap::new();
+                for (k, v) in with {
+                    match Template::parse(v).and_then(|t| t.render(ctx, &host)) {
+                        Ok(v) => {
+                            rendered.insert(k.clone(), v);
+                        }
+                        Err(e) => {
+                            out.note(&format!("Error: with.{k}: {e}"));
+                            out.annotate("error", format!("{name}: with.{k}: {e}"), None, None);
+                            return finish(
+                                out,
+                                Conclusion::Failure,
+                                conclude(Conclusion::Failure),
+                                String::new(),
+                            );
+                        }
+                    }
+                }
+                // Runner env first, then what the workflow, job and step set.
+                let mut native_env = shared.opts.env.clone();
+                native_env.extend(env);
+                let input = native::Input {
+                    with: rendered,
+                    workspace: state.workspace.clone(),
+                    temp: state.temp.clone(),
+                    env: native_env,
+                    github: ctx.get("github").cloned().unwrap_or_default(),
+                    state_dir: shared
+                        .opts
+                        .state_dir
+                        .clone()
+                        .unwrap_or_else(|| shared.root.join("state")),
+                    last_build: state.last_build.clone(),
+                    hooks: shared.opts.hooks.clone(),
+                };
+                let mut limit = match &step.timeout_minutes {
+                    Some(m) => match minutes(m, ctx) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            out.note(&format!("Error: timeout-minutes: {e}"));
+                            return finish(
+                                out,
+                                Conclusion::Failure,
+                                conclude(Conclusion::Failure),
+                                String::new(),
+                            );
+                        }
+                    },
+                    None => None,
+                };
+                if let Some(deadline) = job_deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if limit.is_none_or(|t| left < t) {
+                        limit = Some(left);
+                    }
+                }
+                let sleep = async {
+                    match limit {
+                        Some(t) => tokio::time::sleep(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // A blocking part (a build) finishes in the background after a timeout or
+                // a cancellation; the step ends at once.
+                let mut o = tokio::select! {
+                    o = native::run(action, input) => o,
+                    () = sleep => {
+                        out.note("Error: the step exceeded its timeout-minutes; stopped");
+                        out.annotate("error", format!("{name}: timed out"), None, None);
+                        return finish(
+                            out,
+                            Conclusion::Failure,
+                            conclude(Conclusion::Failure),
+                            String::new(),
+                        );
+                    }
+                    () = cancelled(cancel) => {
+                        out.note("Error: the operation was cancelled");
+                        return finish(out, Conclusion::Cancelled, Conclusion::Cancelled, String::new());
+                    }
+                };
+                if o.error.is_none() {
+                    if let Some(b) = o.built.take() {
+                        state.last_build = Some(b);
+                    }
+                    if let Some(save) = o.save.take() {
+                        state.cache_saves.push((name.clone(), save));
+                    }
+                }
+                let outcome = record_native(&mut out, o);
+                return finish(out, outcome, conclude(outcome), String::new());
             }
             if let Some((_, msg)) = ANNOUNCED_STEPS.iter().find(|(a, _)| *a == action) {
                 out.note(&format!("Error: {msg}"));
@@ -829,6 +994,7 @@ async fn run_step(
         words.push(sp);
     }
     let mut proc_env: BTreeMap<String, String> = std::env::vars().collect();
+    proc_env.extend(shared.opts.env.clone());
     let github = ctx.get("github").cloned().unwrap_or_default();
     let gs = |k: &str| github.get(k).map(expr::to_string).unwrap_or_default();
     for (k, v) in [
@@ -940,6 +1106,86 @@ async fn run_step(
     }
     let summary = out.mask(&read(&files[3].1));
     finish(out, outcome, conclude(outcome), summary)
+}
+
+/// Resolves when the switch flips to cancelled (never, once nobody can flip it).
+async fn cancelled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if *rx.borrow() {
+            return;
+        }
+    }
+}
+
+/// Puts a native step's lines, outputs, warnings and error into the step's record.
+fn record_native(out: &mut Output<'_>, o: native::Outcome) -> Conclusion {
+    for l in &o.log {
+        out.note(l);
+    }
+    out.outputs.extend(o.outputs);
+    for w in o.warnings {
+        let msg = out.mask(&w);
+        out.annotate("warning", msg, None, None);
+    }
+    match o.error {
+        None => Conclusion::Success,
+        Some(e) => {
+            out.note(&format!("Error: {e}"));
+            let msg = out.mask(&e);
+            out.annotate("error", msg, None, None);
+            Conclusion::Failure
+        }
+    }
+}
+
+/// The post step of an `actions/cache` step: saves when the job succeeded (GitHub's
+/// `post-if: success()`), else is skipped.
+async fn post_step(
+    shared: &Shared,
+    job: &str,
+    step_name: &str,
+    save: native::CacheSave,
+    succeeded: bool,
+) -> StepResult {
+    let started = Instant::now();
+    let started_ms = slipway_store::now_millis();
+    let mut out = Output {
+        shared,
+        job: job.to_string(),
+        step: format!("Post {step_name}"),
+        log: Vec::new(),
+        outputs: BTreeMap::new(),
+    };
+    let outcome = if succeeded {
+        shared.emit(LogEvent::StepStarted {
+            job: out.job.clone(),
+            step: out.step.clone(),
+        });
+        let o = native::cache_post(save).await;
+        record_native(&mut out, o)
+    } else {
+        Conclusion::Skipped
+    };
+    shared.emit(LogEvent::StepFinished {
+        job: out.job.clone(),
+        step: out.step.clone(),
+        conclusion: outcome,
+    });
+    StepResult {
+        name: out.step,
+        id: None,
+        outcome,
+        conclusion: outcome,
+        outputs: out.outputs,
+        log: out.log,
+        summary: String::new(),
+        uses: Some("actions/cache (post)".to_string()),
+        started_ms,
+        duration_ms: millis(started.elapsed()),
+    }
 }
 
 enum End {

@@ -16,13 +16,14 @@
 mod files;
 mod hash;
 mod job;
+mod native;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::expr::Status;
@@ -138,6 +139,32 @@ pub enum LogEvent {
     },
 }
 
+/// Callbacks for what native steps did, for whoever runs the workflow.
+///
+/// `delivered` is called only for a new commit: an image that was already delivered
+/// changes nothing, so there is nothing to fetch.
+pub trait RunHooks: Send + Sync {
+    /// `slipway/deliver` committed a new image to a GitOps repository (called after the
+    /// commit, from a blocking thread; keep it quick). `slipway up` uses it to make its GitOps
+    /// controller fetch at once instead of waiting for its poll.
+    fn delivered(&self, delivery: &Delivered);
+}
+
+/// A delivery commit made by `slipway/deliver`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    /// The GitOps repository.
+    pub repo: PathBuf,
+    /// The branch committed to.
+    pub branch: String,
+    /// The new commit.
+    pub commit: String,
+    /// The overlay directory edited, relative to the repository root.
+    pub path: String,
+    /// The image delivered: `host:port/repo@sha256:...`.
+    pub image: String,
+}
+
 /// Options of a run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -155,6 +182,33 @@ pub struct RunOptions {
     pub run_id: u64,
     /// Where events go as they happen.
     pub logs: Option<Arc<dyn LogSink>>,
+    /// Results of jobs not to run again, by job id (a rerun of only the failed jobs): such a
+    /// job is not run, its stored result (outputs and result) is taken as is for `needs` and
+    /// for the run's result, and no events are emitted for it. Empty: every job runs.
+    pub reuse: BTreeMap<String, JobResult>,
+    /// Runner environment added to every step's process env (not the `env` context), such
+    /// as `SLIPWAY_REGISTRY=127.0.0.1:5000` or `SLIPWAY_GITOPS_REPO=/path`; native steps take
+    /// their defaults from it.
+    pub env: BTreeMap<String, String>,
+    /// Where `actions/cache` entries and artifacts persist across runs (`<state>/cache/...`,
+    /// `<state>/artifacts/<run_id>/<name>/...`); `None`: under the run's temporary root,
+    /// gone when the run ends.
+    pub state_dir: Option<PathBuf>,
+    /// Told about what native steps did (a delivery commit), so callers can react at once.
+    pub hooks: Option<Arc<dyn RunHooks>>,
+    /// `github.repository` (`GITHUB_REPOSITORY`).
+    pub repository: String,
+    /// `github.run_number`.
+    pub run_number: u64,
+    /// `github.run_attempt`.
+    pub run_attempt: u32,
+    /// Cancels the run when it turns `true`, as GitHub's "Cancel workflow": running steps'
+    /// process groups are killed, jobs not started yet are cancelled, `if: always()` and
+    /// `if: cancelled()` steps and jobs still run, and the run's conclusion is `cancelled`.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The `concurrency` groups this run takes part in, shared by every run of a process
+    /// (`None`: a private set for this run, so only its own jobs' groups interact).
+    pub concurrency: Option<Arc<crate::concurrency::Groups>>,
 }
 
 impl RunOptions {
@@ -173,6 +227,15 @@ impl RunOptions {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs()),
             logs: None,
+            reuse: BTreeMap::new(),
+            env: BTreeMap::new(),
+            state_dir: None,
+            hooks: None,
+            repository: "local/workspace".to_string(),
+            run_number: 1,
+            run_attempt: 1,
+            cancel: None,
+            concurrency: None,
         }
     }
 }
@@ -186,6 +249,10 @@ impl std::fmt::Debug for RunOptions {
             .field("vars", &self.vars)
             .field("max_parallel_jobs", &self.max_parallel_jobs)
             .field("run_id", &self.run_id)
+            // Keys only: the runner environment may hold credentials.
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("state_dir", &self.state_dir)
+            .field("repository", &self.repository)
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +277,7 @@ pub enum RunError {
 }
 
 /// The result of a job, an instance or a step, in GitHub's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Conclusion {
     /// It succeeded.
@@ -242,7 +309,7 @@ impl std::fmt::Display for Conclusion {
 }
 
 /// An `::error::`, `::warning::` or `::notice::` (or a runner message of that level).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Annotation {
     /// `error`, `warning` or `notice`.
     pub level: String,
@@ -262,7 +329,7 @@ pub struct Annotation {
 }
 
 /// One step of a job instance.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
     /// The display name (`name`, else `Run <first line>` or `Run <uses>`).
     pub name: String,
@@ -278,14 +345,21 @@ pub struct StepResult {
     /// Its output lines, masked.
     pub log: Vec<String>,
     /// What it wrote to `$GITHUB_STEP_SUMMARY`, masked.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub summary: String,
+    /// The action it used (`slipway/push@v1`), `None` for a `run:` script: what tells the
+    /// user's own work from the runner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    /// When it started, ms since the epoch (0 for a step that never started).
+    #[serde(default)]
+    pub started_ms: i64,
     /// How long it ran, in milliseconds.
     pub duration_ms: u64,
 }
 
 /// One instance of a job (one matrix combination).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceResult {
     /// The display name (`build (1, a)`).
     pub name: String,
@@ -302,7 +376,7 @@ pub struct InstanceResult {
 }
 
 /// One job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
     /// The job id.
     pub id: String,
@@ -319,7 +393,7 @@ pub struct JobResult {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// failure if a job failed, else cancelled if one was cancelled, else success.
     pub conclusion: Conclusion,
@@ -351,6 +425,10 @@ pub(crate) struct Shared {
     pub vars: Value,
     pub root: PathBuf,
     pub default_shell: &'static str,
+    /// Turns `true` when the whole run is cancelled.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// Where jobs' `concurrency` groups live.
+    pub groups: Arc<crate::concurrency::Groups>,
 }
 
 impl Shared {
@@ -397,13 +475,18 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
         "ref_type": if git_ref.starts_with("refs/tags/") { "tag" } else { "branch" },
         "sha": sha,
         "run_id": opts.run_id.to_string(),
-        "run_number": "1",
-        "run_attempt": "1",
+        "run_number": opts.run_number.to_string(),
+        "run_attempt": opts.run_attempt.to_string(),
         "actor": "slipway",
-        "repository": "local/workspace",
+        "repository": opts.repository.clone(),
         "workflow": wf.name.clone().unwrap_or_default(),
         "event": {"inputs": inputs.clone()},
     });
+    // Cancellation and the workflow's concurrency group: a superseded run never starts.
+    let gate = match crate::concurrency::enter_run(wf, &opts, &github, &inputs, started).await {
+        Ok(gate) => gate,
+        Err(not_started) => return Ok(not_started),
+    };
     let mut masker = Masker::new();
     for v in opts.secrets.values() {
         masker.add_secret(v);
@@ -426,6 +509,8 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
         github,
         inputs,
         root: root.path().to_path_buf(),
+        cancel: gate.cancel.clone(),
+        groups: Arc::clone(&gate.groups),
         default_shell: if has_program("bash") {
             "bash -e {0}"
         } else {
@@ -448,6 +533,12 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
                 continue;
             }
             launched.insert(id.clone());
+            if let Some(kept) = shared.opts.reuse.get(id) {
+                // A rerun keeps this job's earlier result. `order` is topological, so the
+                // jobs that need it are launched later in this same pass.
+                results.insert(id.clone(), kept.clone());
+                continue;
+            }
             let mut needs = Map::new();
             let mut status = Status::Success;
             for n in &job.needs {
@@ -462,6 +553,10 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
                     (_, Conclusion::Cancelled) => Status::Cancelled,
                     (s, Conclusion::Success) => s,
                 };
+            }
+            if *shared.cancel.borrow() {
+                // A cancelled run starts only `always()` / `cancelled()` jobs.
+                status = Status::Cancelled;
             }
             let index = wf.jobs.iter().position(|j| j.id == *id).unwrap_or(0);
             let instances = plan
@@ -498,7 +593,9 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
         .iter()
         .filter_map(|j| results.remove(&j.id))
         .collect();
-    let conclusion = if jobs.iter().any(|j| j.result == Conclusion::Failure) {
+    let conclusion = if *shared.cancel.borrow() {
+        Conclusion::Cancelled
+    } else if jobs.iter().any(|j| j.result == Conclusion::Failure) {
         Conclusion::Failure
     } else if jobs.iter().any(|j| j.result == Conclusion::Cancelled) {
         Conclusion::Cancelled
@@ -508,6 +605,8 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
     let annotations =
         std::mem::take(&mut *shared.annotations.lock().unwrap_or_else(|e| e.into_inner()));
     drop(root);
+    // The concurrency place is held until every job is done.
+    drop(gate);
     Ok(RunResult {
         conclusion,
         jobs,

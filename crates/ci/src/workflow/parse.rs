@@ -675,6 +675,12 @@ impl Cx<'_> {
 
     fn matrix(&mut self, v: &Value, path: &FieldPath) -> Option<Matrix> {
         let m = self.any_map(v, path)?;
+        if m.values().any(|v| single_expression(v).is_some()) {
+            // A key, `include` or `exclude` given as one `${{ }}` (GitHub's
+            // `version: ${{ fromJSON(needs.setup.outputs.versions) }}`): known only at run
+            // time, so the whole matrix becomes one expression building the same mapping.
+            return Some(Matrix::Expr(dynamic_matrix(m)));
+        }
         let mut dims = Vec::new();
         let mut include = Vec::new();
         let mut exclude = Vec::new();
@@ -821,6 +827,39 @@ impl Cx<'_> {
             _ => {}
         }
     }
+}
+
+/// The inside of a value that is exactly one `${{ }}` (surrounding blanks allowed).
+fn single_expression(v: &Value) -> Option<&str> {
+    let inner = v.as_str()?.trim().strip_prefix("${{")?.strip_suffix("}}")?;
+    // `${{ a }}-${{ b }}` would leave `a }}-${{ b`, which does not parse.
+    crate::expr::parse(inner).is_ok().then_some(inner)
+}
+
+/// One expression that evaluates to `m` with its `${{ }}` values evaluated:
+/// `fromJSON(format('{"k":{0},...}', toJSON(<expr>) or '<literal JSON>', ...))`.
+fn dynamic_matrix(m: &Map<String, Value>) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut fmt = String::from("{{");
+    let mut args = Vec::new();
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            fmt.push(',');
+        }
+        let key = Value::String(k.clone()).to_string();
+        fmt.push_str(&key.replace('{', "{{").replace('}', "}}"));
+        fmt.push_str(&format!(":{{{i}}}"));
+        args.push(match single_expression(v) {
+            Some(inner) => format!("toJSON({})", inner.trim()),
+            None => quote(&v.to_string()),
+        });
+    }
+    fmt.push_str("}}");
+    format!(
+        "${{{{ fromJSON(format({}, {})) }}}}",
+        quote(&fmt),
+        args.join(", ")
+    )
 }
 
 const ID_RULE: &str =
