@@ -17,7 +17,9 @@ use slipway_reconcile::{ReconcileError, SyncRequest};
 use tracing::Instrument;
 
 use crate::types::{AppCounts, ErrorBody, PortInfo, ServiceInfo, StatusReport};
-use crate::{auth, events, logs, metrics, rollouts, webhook, RollbackBody, State, SyncBody};
+use crate::{
+    auth, deliveries, events, logs, metrics, rollouts, webhook, RollbackBody, State, SyncBody,
+};
 
 /// Default and largest `?limit=` for history.
 const HISTORY_DEFAULT: usize = 50;
@@ -37,6 +39,12 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route(
             "/api/v1/rollouts/{namespace}/{name}/{command}",
             post(rollouts::command),
+        )
+        .route("/api/v1/deliveries", get(deliveries::list))
+        .route("/api/v1/deliveries/{name}", get(deliveries::get))
+        .route(
+            "/api/v1/deliveries/{name}/stages/{stage}/promote",
+            post(deliveries::promote),
         )
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events::events))

@@ -17,6 +17,7 @@
 //! | `GET /api/v1/rollouts/{namespace}/{name}` | [`RolloutDetail`] (404 when unknown) |
 //! | `POST /api/v1/rollouts/{namespace}/{name}/{promote\|abort\|retry\|pause\|resume}` | body [`RolloutCommandBody`] (optional; `{"full": true}` for `promote --full`); [`RolloutCommandReply`] once the controller applied it |
 //! | `POST /api/v1/rollouts/{namespace}/{name}/undo` | body [`RolloutCommandBody`] (optional); the rollback commit of the Rollout's application ([`RollbackResult`](slipway_reconcile::RollbackResult)) |
+//! | `GET /api/v1/deliveries[/{name}]`, `POST /api/v1/deliveries/{name}/stages/{stage}/promote` | Deliveries and manual promotion (see [`Deliveries`]) |
 //! | `GET /api/v1/status` | [`StatusReport`] |
 //! | `GET /api/v1/events` | server-sent events from the store (`id:` is the event id; `Last-Event-ID` resumes) |
 //! | `POST /api/v1/webhooks/git` | GitHub and GitLab push deliveries |
@@ -38,7 +39,9 @@
 //!   `webhook.rejected` event with the peer address. An authentic push is answered 202 and
 //!   makes the controller fetch Git and reconcile everything at once (whatever repository
 //!   the push names: a fetch that finds nothing new costs little, and matching the many
-//!   spellings of a clone URL is not worth a missed deploy); a ping is answered 200.
+//!   spellings of a clone URL is not worth a missed deploy); a ping is answered 200. A push
+//!   is also offered to the watched CI source repositories ([`Server::with_sources`]),
+//!   which fetch at once when it names one of them.
 //!
 //! **Architecture Invariant:** the server holds no state that matters. It reads the
 //! controller, the runtime and the store, and forwards requests; everything it answers can
@@ -50,6 +53,7 @@
 mod api;
 mod auth;
 mod backend;
+mod deliveries;
 mod events;
 mod logs;
 mod metrics;
@@ -66,11 +70,13 @@ use std::time::Duration;
 use slipway_store::Store;
 
 pub use backend::{Applications, BoxFuture, RolloutControl, Rollouts, RuntimeView};
+pub use deliveries::{Deliveries, DeliveryDetail};
 pub use types::{
     AnalysisRunInfo, AppCounts, ErrorBody, MirrorRouteInfo, PortInfo, RevisionReplicas,
     RollbackBody, RolloutCommandBody, RolloutCommandReply, RolloutCounts, RolloutDetail,
     RolloutSummary, ScaleDown, ServiceInfo, StatusReport, SyncBody, WebhookReply,
 };
+pub use webhook::Sources;
 
 /// The version reported by `/api/v1/status` and `slipway_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -158,6 +164,10 @@ pub(crate) struct State {
     pub(crate) runtime: Arc<dyn RuntimeView>,
     /// Set once by [`Server::with_rollouts`].
     pub(crate) rollouts: std::sync::OnceLock<Arc<dyn Rollouts>>,
+    /// Set once by [`Server::with_deliveries`].
+    pub(crate) deliveries: std::sync::OnceLock<Arc<dyn Deliveries>>,
+    /// Set once by [`Server::with_sources`].
+    pub(crate) sources: std::sync::OnceLock<Arc<dyn Sources>>,
     pub(crate) store: Store,
     pub(crate) metrics: metrics::Counters,
     /// Flips to `true` on shutdown: open event and log streams end.
@@ -181,6 +191,8 @@ impl Server {
                 apps: Arc::new(apps),
                 runtime,
                 rollouts: std::sync::OnceLock::new(),
+                deliveries: std::sync::OnceLock::new(),
+                sources: std::sync::OnceLock::new(),
                 store,
                 metrics: metrics::Counters::default(),
                 stopping,
@@ -192,6 +204,20 @@ impl Server {
     /// nothing). The first controller given is kept.
     pub fn with_rollouts(self, rollouts: impl Rollouts) -> Server {
         let _ = self.state.rollouts.set(Arc::new(rollouts));
+        self
+    }
+
+    /// Offer authentic webhook pushes to these source repositories (CI triggers) too. The
+    /// first set given is kept.
+    pub fn with_sources(self, sources: impl Sources) -> Server {
+        let _ = self.state.sources.set(Arc::new(sources));
+        self
+    }
+
+    /// Serve the delivery routes from this controller (without it, `/api/v1/deliveries`
+    /// lists nothing). The first controller given is kept.
+    pub fn with_deliveries(self, deliveries: impl Deliveries) -> Server {
+        let _ = self.state.deliveries.set(Arc::new(deliveries));
         self
     }
 

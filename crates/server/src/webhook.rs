@@ -17,6 +17,14 @@ use crate::{State, WebhookReply};
 /// GitHub caps deliveries at 25 MiB.
 const MAX_BODY: usize = 25 * 1024 * 1024;
 
+/// Source repositories watched for CI (`slipway up --source`): an authentic push is offered
+/// to them before the GitOps controller refreshes.
+pub trait Sources: Send + Sync + 'static {
+    /// Called for every authentic push; true when the push is about a watched source
+    /// repository (which then fetches at once and runs what the push triggers).
+    fn push(&self, event: &webhook::PushEvent) -> bool;
+}
+
 pub(crate) async fn receive(AxState(state): AxState<Arc<State>>, request: Request) -> Response {
     let peer = request
         .extensions()
@@ -51,10 +59,20 @@ pub(crate) async fn receive(AxState(state): AxState<Arc<State>>, request: Reques
                 "webhook {} {} {}",
                 push.repository, push.git_ref, push.after
             );
+            // A source repository's push starts its CI runs; the GitOps controller still
+            // refreshes (the same repository may be both, and a fetch that finds nothing
+            // new costs little).
+            let source = state.sources.get().is_some_and(|s| s.push(&push));
+            if source {
+                tracing::info!(pusher = %push.pusher, "{reason}: a watched source: fetching");
+            }
             tracing::info!(pusher = %push.pusher, "{reason}: refreshing");
             state.apps.refresh(&reason);
             state.metrics.webhook("push");
-            let data = serde_json::to_value(&push).unwrap_or_default();
+            let mut data = serde_json::to_value(&push).unwrap_or_default();
+            if let Some(d) = data.as_object_mut() {
+                d.insert("source".into(), serde_json::Value::Bool(source));
+            }
             let event = NewEvent::now(
                 "webhook.push",
                 format!(
