@@ -58,9 +58,16 @@ fn advance(cx: &mut Cx<'_>) {
     cx.s.step_index += 1;
     cx.s.pause = None;
     cx.s.progress_since_ms = cx.now;
+    let what = match &cx.spec.strategy {
+        super::spec::Strategy::Canary(c) => c.steps.get(idx as usize).map(Step::describe),
+        _ => None,
+    };
     cx.event(
         "RolloutStepCompleted",
-        format!("step {}/{} completed", idx + 1, cx.s.steps_total),
+        match what {
+            Some(what) => format!("step {}/{} completed: {what}", idx + 1, cx.s.steps_total),
+            None => format!("step {}/{} completed", idx + 1, cx.s.steps_total),
+        },
     );
 }
 

@@ -98,6 +98,23 @@ pub enum Step {
     SetMirrorRoute(MirrorRoute),
 }
 
+impl Step {
+    /// The step as Argo's manifest says it, for events: `setWeight 5`, `pause 3s`,
+    /// `pause (until promoted)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::SetWeight(w) => format!("setWeight {w}"),
+            Step::Pause(Some(ms)) if ms % 1000 == 0 => format!("pause {}s", ms / 1000),
+            Step::Pause(Some(ms)) => format!("pause {ms}ms"),
+            Step::Pause(None) => "pause (until promoted)".to_string(),
+            Step::Analysis(_) => "analysis".to_string(),
+            Step::SetCanaryScale(_) => "setCanaryScale".to_string(),
+            Step::SetHeaderRoute(_) => "setHeaderRoute".to_string(),
+            Step::SetMirrorRoute(_) => "setMirrorRoute".to_string(),
+        }
+    }
+}
+
 /// `setCanaryScale`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CanaryScale {

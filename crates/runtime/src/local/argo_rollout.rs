@@ -354,7 +354,17 @@ impl RolloutWorkload {
                 }
                 let fully = r.current_pod_hash.as_deref() == Some(current.as_str())
                     && r.stable_rs.as_deref() == Some(current.as_str());
+                // Kubernetes' observedGeneration: a status about an older template says
+                // nothing about the one just applied (a revert right after an abort would
+                // otherwise read as the abort's Degraded and fail its own sync).
+                let stale = r.current_pod_hash.as_deref() != Some(current.as_str());
                 match r.phase.as_str() {
+                    _ if stale => Health {
+                        status: HealthStatus::Progressing,
+                        message: format!(
+                            "waiting for the rollout controller to take revision {current}"
+                        ),
+                    },
                     "Degraded" => Health {
                         status: HealthStatus::Degraded,
                         message: r.message.clone(),
