@@ -12,15 +12,18 @@ mod api_client;
 mod app;
 mod ci;
 mod color;
+mod delivery;
 mod diff;
 mod image;
 mod kustomize;
 mod logs;
 mod output;
+mod quickstart;
 mod registry;
 mod render;
 mod rollout;
 mod source;
+mod sources;
 mod status;
 mod transfer;
 mod up;
@@ -98,9 +101,12 @@ enum Command {
     App(app::AppArgs),
     Logs(logs::LogsArgs),
     Rollout(rollout::RolloutArgs),
+    Delivery(delivery::DeliveryArgs),
+    Promote(delivery::PromoteArgs),
     Status(status::StatusArgs),
     #[command(subcommand)]
     Ci(ci::CiCommand),
+    Quickstart(quickstart::QuickstartArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,8 +122,11 @@ fn main() -> ExitCode {
         Command::App(args) => app::run(args, &cli.global),
         Command::Logs(args) => logs::run(args, &cli.global),
         Command::Rollout(args) => rollout::run(args, &cli.global),
+        Command::Delivery(args) => delivery::run(args, &cli.global),
+        Command::Promote(args) => delivery::promote(args, &cli.global),
         Command::Status(args) => status::run(args, &cli.global),
         Command::Ci(cmd) => ci::run(cmd, &cli.global),
+        Command::Quickstart(args) => quickstart::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -42,7 +42,13 @@ Examples:
   slipway up
   slipway up --repo http://git.local/gitops.git --revision main --apps-path clusters/local
   slipway up --listen 0.0.0.0:7070 --token-file /etc/slipway/token --webhook-secret-file /etc/slipway/hook
-  slipway up --exit-when-synced      # CI: exit 0 once everything is Synced and Healthy")]
+  slipway up --exit-when-synced      # CI: exit 0 once everything is Synced and Healthy
+  slipway up --source ../app --source http://git.local/api.git   # run their workflows on push
+
+Sources: each --source repository's workflows (.slipway/workflows/*.yml with `on: push`)
+run when one of its branches moves (polled every --source-poll; at once when a webhook push
+names the repository), on the pushed commit, recorded like `slipway ci run` (see `slipway
+ci list`). Runs get SLIPWAY_GITOPS_REPO (--repo) and, with --registry, SLIPWAY_REGISTRY.")]
 pub struct UpArgs {
     /// The GitOps repository: a path or a URL (cloned under <data-dir>/git)
     #[arg(long, value_name = "REPO", default_value = ".")]
@@ -78,9 +84,19 @@ pub struct UpArgs {
     #[arg(long)]
     pub exit_when_synced: bool,
 
+    /// Also serve Slipway's OCI registry on this address (its data in DATA_DIR/registry,
+    /// as `slipway registry serve`); workflow runs get it as SLIPWAY_REGISTRY, the default
+    /// of slipway/push
+    #[arg(long, value_name = "ADDR")]
+    pub registry: Option<SocketAddr>,
+
     /// With --exit-when-synced: give up waiting after this long
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    /// CI for source repositories (`--source`, `--source-poll`).
+    #[command(flatten)]
+    pub sources: crate::sources::SourceArgs,
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
@@ -182,6 +198,11 @@ async fn up<R: RolloutHost>(
     runtime: Arc<R>,
     store: Store,
 ) -> anyhow::Result<u8> {
+    // The registry first: what the controller syncs may pull from it at once.
+    let _registry = match args.registry {
+        Some(addr) => Some(serve_registry(addr, &global.data_dir).await?),
+        None => None,
+    };
     let config = ControllerConfig {
         repo: args.repo.clone(),
         revision: args.revision.clone(),
@@ -239,9 +260,43 @@ async fn up<R: RolloutHost>(
     server_config.token = setup.token;
     server_config.webhook_secret = setup.webhook_secret;
     server_config.data_dir = global.data_dir.clone();
+    // `--source`: workflows of source repositories run on push (and on a webhook at once).
+    let registry_addr = args.registry.map(|a| a.to_string());
+    let sources = match crate::sources::start(
+        &args.sources,
+        &args.repo,
+        registry_addr.as_deref(),
+        &global.data_dir,
+        &store,
+        &handle,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            rollouts.shutdown().await;
+            handle.shutdown().await;
+            return Err(e);
+        }
+    };
+    // Deliveries: verified image digests carried from stage to stage by promotion commits.
+    let deliveries = crate::delivery::start(
+        &args.repo,
+        &args.revision,
+        &args.apps_path,
+        &global.data_dir,
+        &handle,
+        runtime.clone(),
+        &store,
+    )
+    .await;
     let view: Arc<dyn RuntimeView> = runtime.clone();
-    let server = Server::new(server_config, handle.clone(), view, store)
+    let mut server = Server::new(server_config, handle.clone(), view, store)
         .with_rollouts(RolloutControl::new(rollouts.clone(), runtime.clone()));
+    if let Some(d) = &deliveries {
+        server = server.with_deliveries(d.clone());
+    }
+    if let Some(s) = &sources {
+        server = server.with_sources(crate::sources::WebhookSources(Arc::clone(s)));
+    }
     let listener = match server.bind().await {
         Ok(l) => l,
         Err(e) => {
@@ -287,9 +342,49 @@ async fn up<R: RolloutHost>(
         Err(e) => tracing::warn!("server task: {e}"),
         Ok(Ok(())) => {}
     }
+    if let Some(s) = &sources {
+        // Runs in flight are cancelled (recorded as such) before the controllers stop.
+        s.shutdown(Duration::from_secs(10)).await;
+    }
+    if let Some(d) = &deliveries {
+        d.shutdown().await;
+    }
     rollouts.shutdown().await;
     handle.shutdown().await;
     Ok(code)
+}
+
+/// Stops the embedded registry when dropped.
+struct RegistryTask(tokio::task::JoinHandle<()>);
+
+impl Drop for RegistryTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `--registry`: Slipway's OCI registry on `addr` over DATA_DIR/registry, until dropped.
+async fn serve_registry(
+    addr: SocketAddr,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<RegistryTask> {
+    use slipway_oci::registry::{self, Config, Registry, ServeConfig};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--registry: cannot listen on {addr}"))?;
+    let serve_config = ServeConfig::default();
+    let bound = listener
+        .local_addr()
+        .context("--registry: no local address")?;
+    registry::check_listen(bound, &serve_config)?;
+    let registry = Registry::open(data_dir.join("registry"), Config::default())?;
+    output::print(&format!("registry http://{bound}\n"))?;
+    tracing::info!("serving the OCI registry on http://{bound}");
+    Ok(RegistryTask(tokio::spawn(async move {
+        if let Err(e) = registry::serve(listener, registry, serve_config).await {
+            tracing::warn!("registry: {e}");
+        }
+    })))
 }
 
 /// Print every Service address once, as it appears.
