@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use slipway_model::{parse_documents, Diagnostic, Diagnostics, FieldPath, Location, Spans};
+use slipway_model::strict::{kind, Strict};
+use slipway_model::{parse_documents, Diagnostics, FieldPath};
 pub use slipway_store::PromotionPolicy;
 
 /// The API version of the kind.
@@ -138,12 +139,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Delivery>, Diagnostics> {
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for doc in docs.iter().filter(|d| is_delivery(&d.value)) {
-        let mut cx = Cx {
-            file: file_arc.clone(),
-            start: doc.start,
-            spans: &doc.spans,
-            diags: Vec::new(),
-        };
+        let mut cx = Cx(Strict::new(file_arc.clone(), doc.start, &doc.spans));
         let d = cx.delivery(&doc.value, file);
         if cx.diags.is_empty() {
             out.extend(d);
@@ -195,55 +191,23 @@ const VERIFICATION: &[&str] = &["timeout", "http", "commands"];
 const HTTP: &[&str] = &["service", "path", "url", "expectStatus", "expectBody"];
 const COMMAND: &[&str] = &["name", "run"];
 
-struct Cx<'a> {
-    file: Arc<str>,
-    start: slipway_model::Pos,
-    spans: &'a Spans,
-    diags: Vec<Diagnostic>,
+/// The Delivery reader: [`Strict`]'s located errors plus the Delivery's rules below.
+struct Cx<'a>(Strict<'a>);
+
+impl<'a> std::ops::Deref for Cx<'a> {
+    type Target = Strict<'a>;
+    fn deref(&self) -> &Strict<'a> {
+        &self.0
+    }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
+impl std::ops::DerefMut for Cx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
 impl Cx<'_> {
-    fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
-        let loc = Location {
-            file: self.file.clone(),
-            pos: Some(self.spans.find(path).unwrap_or(self.start)),
-        };
-        self.diags
-            .push(Diagnostic::new(message).at(loc).field(path.clone()));
-    }
-
-    fn map<'v>(
-        &mut self,
-        v: &'v Value,
-        path: &FieldPath,
-        allowed: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
-        let Value::Object(m) = v else {
-            self.err(path, format!("expected a mapping, got {}", kind(v)));
-            return None;
-        };
-        for k in m.keys() {
-            if !allowed.contains(&k.as_str()) {
-                self.err(
-                    &path.key(k),
-                    format!("unknown field; expected one of: {}", allowed.join(", ")),
-                );
-            }
-        }
-        Some(m)
-    }
-
     fn list<'v>(&mut self, v: &'v Value, path: &FieldPath) -> &'v [Value] {
         match v {
             Value::Array(items) => items,

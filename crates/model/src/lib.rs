@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod kinds;
 pub mod location;
 pub mod object;
+pub mod strict;
 pub mod validate;
 pub mod yaml;
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use slipway_model::{parse_documents, Diagnostic, Diagnostics, FieldPath, Location, Spans};
+use slipway_model::strict::{kind, Strict};
+use slipway_model::{parse_documents, Diagnostic, Diagnostics, FieldPath, Location};
 
 use super::graph::find_cycle;
 use super::matrix::{expand, MAX_INSTANCES};
@@ -111,15 +112,10 @@ pub fn parse(file: &str, text: &str) -> Result<Workflow, Diagnostics> {
         )
         .at(Location::file(file))]));
     };
-    let mut cx = Cx {
-        file,
-        start: doc.start,
-        spans: &doc.spans,
-        diags: Vec::new(),
-    };
+    let mut cx = Cx(Strict::new(file, doc.start, &doc.spans));
     let wf = cx.workflow(&doc.value);
     cx.expressions(&doc.value, &FieldPath::root());
-    let mut diags = cx.diags;
+    let mut diags = cx.0.diags;
     diags.sort_by_key(|d| d.location.as_ref().and_then(|l| l.pos));
     diags.dedup();
     match wf {
@@ -138,11 +134,20 @@ pub fn parse_file(path: &std::path::Path, name: &str) -> Result<Workflow, Diagno
     parse(name, &text)
 }
 
-struct Cx<'a> {
-    file: Arc<str>,
-    start: slipway_model::Pos,
-    spans: &'a Spans,
-    diags: Vec<Diagnostic>,
+/// The workflow reader: [`Strict`]'s located errors plus GitHub's rules below.
+struct Cx<'a>(Strict<'a>);
+
+impl<'a> std::ops::Deref for Cx<'a> {
+    type Target = Strict<'a>;
+    fn deref(&self) -> &Strict<'a> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Cx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// GitHub's rule for job, step and input ids.
@@ -154,56 +159,7 @@ fn valid_id(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
 impl Cx<'_> {
-    fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
-        let loc = Location {
-            file: self.file.clone(),
-            pos: Some(self.spans.find(path).unwrap_or(self.start)),
-        };
-        self.diags
-            .push(Diagnostic::new(message).at(loc).field(path.clone()));
-    }
-
-    /// A mapping whose keys must be among `allowed`.
-    fn map<'v>(
-        &mut self,
-        v: &'v Value,
-        path: &FieldPath,
-        allowed: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
-        let m = self.any_map(v, path)?;
-        for k in m.keys() {
-            if !allowed.contains(&k.as_str()) {
-                self.err(
-                    &path.key(k),
-                    format!("unknown field; expected one of: {}", allowed.join(", ")),
-                );
-            }
-        }
-        Some(m)
-    }
-
-    fn any_map<'v>(&mut self, v: &'v Value, path: &FieldPath) -> Option<&'v Map<String, Value>> {
-        match v {
-            Value::Object(m) => Some(m),
-            other => {
-                self.err(path, format!("expected a mapping, got {}", kind(other)));
-                None
-            }
-        }
-    }
-
     /// A scalar read as a string (numbers and booleans as YAML wrote them).
     fn string(&mut self, v: &Value, path: &FieldPath) -> Option<String> {
         match v {
