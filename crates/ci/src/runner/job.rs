@@ -21,8 +21,8 @@ use crate::workflow::{expand, Flag, Instance, Job, Matrix, Minutes, Step, StepAc
 
 // The native steps (`uses:` the runner implements) live in `runner/native/`, one file each;
 // this file only dispatches to them.
-use super::native::{self, ANNOUNCED_STEPS};
 pub use super::native::NATIVE_STEPS;
+use super::native::{self, ANNOUNCED_STEPS};
 
 /// What a step's expressions ask of the world: the job status and `hashFiles` over the
 /// instance's workspace.
@@ -219,6 +219,36 @@ fn flag(f: &Flag, ctx: &Context) -> Result<bool, expr::ExprError> {
             &Template::parse(text)?.eval(ctx, &expr::NoHost)?,
         )),
     }
+}
+
+/// How long a step may run: its own `timeout-minutes`, or what is left of the job's if
+/// that is shorter.
+struct Limit {
+    /// The limit, if any.
+    time: Option<Duration>,
+    /// Whether it is the job's deadline rather than the step's.
+    job: bool,
+}
+
+fn step_limit(step: &Step, ctx: &Context, job_deadline: Option<Instant>) -> Result<Limit, String> {
+    let mut limit = Limit {
+        time: step
+            .timeout_minutes
+            .as_ref()
+            .map(|m| minutes(m, ctx))
+            .transpose()?,
+        job: false,
+    };
+    if let Some(deadline) = job_deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if limit.time.is_none_or(|t| left < t) {
+            limit = Limit {
+                time: Some(left),
+                job: true,
+            };
+        }
+    }
+    Ok(limit)
 }
 
 fn minutes(m: &Minutes, ctx: &Context) -> Result<Duration, String> {
@@ -839,27 +869,18 @@ async fn run_step(
                     last_build: state.last_build.clone(),
                     hooks: shared.opts.hooks.clone(),
                 };
-                let mut limit = match &step.timeout_minutes {
-                    Some(m) => match minutes(m, ctx) {
-                        Ok(d) => Some(d),
-                        Err(e) => {
-                            out.note(&format!("Error: timeout-minutes: {e}"));
-                            return finish(
-                                out,
-                                Conclusion::Failure,
-                                conclude(Conclusion::Failure),
-                                String::new(),
-                            );
-                        }
-                    },
-                    None => None,
-                };
-                if let Some(deadline) = job_deadline {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if limit.is_none_or(|t| left < t) {
-                        limit = Some(left);
+                let limit = match step_limit(step, ctx, job_deadline) {
+                    Ok(Limit { time, .. }) => time,
+                    Err(e) => {
+                        out.note(&format!("Error: timeout-minutes: {e}"));
+                        return finish(
+                            out,
+                            Conclusion::Failure,
+                            conclude(Conclusion::Failure),
+                            String::new(),
+                        );
                     }
-                }
+                };
                 let sleep = async {
                     match limit {
                         Some(t) => tokio::time::sleep(t).await,
@@ -1030,29 +1051,21 @@ async fn run_step(
         proc_env.insert("PATH".to_string(), p);
     }
 
-    let mut timeout = match &step.timeout_minutes {
-        Some(m) => match minutes(m, ctx) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                out.note(&format!("Error: timeout-minutes: {e}"));
-                return finish(
-                    out,
-                    Conclusion::Failure,
-                    conclude(Conclusion::Failure),
-                    String::new(),
-                );
-            }
-        },
-        None => None,
-    };
-    let mut job_timed = false;
-    if let Some(deadline) = job_deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if timeout.is_none_or(|t| left < t) {
-            timeout = Some(left);
-            job_timed = true;
+    let Limit {
+        time: timeout,
+        job: job_timed,
+    } = match step_limit(step, ctx, job_deadline) {
+        Ok(l) => l,
+        Err(e) => {
+            out.note(&format!("Error: timeout-minutes: {e}"));
+            return finish(
+                out,
+                Conclusion::Failure,
+                conclude(Conclusion::Failure),
+                String::new(),
+            );
         }
-    }
+    };
 
     let end = exec(&words, &cwd, &proc_env, timeout, cancel, &mut out).await;
     let mut outcome = match end {
