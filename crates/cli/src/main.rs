@@ -104,7 +104,10 @@ enum Command {
     Delivery(delivery::DeliveryArgs),
     Promote(delivery::PromoteArgs),
     Status(status::StatusArgs),
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  slipway ci run .slipway/workflows/ci.yml --secret TOKEN=abc\n  slipway ci list\n  slipway ci logs 3 --follow\n  slipway ci rerun 3 --failed\n\nWith `slipway up --source REPO`, every push to REPO runs the workflows whose `on:` matches it;\nthose runs are listed here too."
+    )]
     Ci(ci::CiCommand),
     Quickstart(quickstart::QuickstartArgs),
 }

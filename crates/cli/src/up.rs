@@ -199,7 +199,7 @@ async fn up<R: RolloutHost>(
     store: Store,
 ) -> anyhow::Result<u8> {
     // The registry first: what the controller syncs may pull from it at once.
-    let _registry = match args.registry {
+    let registry = match args.registry {
         Some(addr) => Some(serve_registry(addr, &global.data_dir).await?),
         None => None,
     };
@@ -261,7 +261,8 @@ async fn up<R: RolloutHost>(
     server_config.webhook_secret = setup.webhook_secret;
     server_config.data_dir = global.data_dir.clone();
     // `--source`: workflows of source repositories run on push (and on a webhook at once).
-    let registry_addr = args.registry.map(|a| a.to_string());
+    // The bound address (a --registry port of 0 is a real port by now).
+    let registry_addr = registry.as_ref().map(|r| r.addr.to_string());
     let sources = match crate::sources::start(
         &args.sources,
         &args.repo,
@@ -354,12 +355,16 @@ async fn up<R: RolloutHost>(
     Ok(code)
 }
 
-/// Stops the embedded registry when dropped.
-struct RegistryTask(tokio::task::JoinHandle<()>);
+/// The embedded registry; stops when dropped.
+struct RegistryTask {
+    task: tokio::task::JoinHandle<()>,
+    /// Where it listens.
+    addr: SocketAddr,
+}
 
 impl Drop for RegistryTask {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -380,11 +385,12 @@ async fn serve_registry(
     let registry = Registry::open(data_dir.join("registry"), Config::default())?;
     output::print(&format!("registry http://{bound}\n"))?;
     tracing::info!("serving the OCI registry on http://{bound}");
-    Ok(RegistryTask(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = registry::serve(listener, registry, serve_config).await {
             tracing::warn!("registry: {e}");
         }
-    })))
+    });
+    Ok(RegistryTask { task, addr: bound })
 }
 
 /// Print every Service address once, as it appears.
