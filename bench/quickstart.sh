@@ -25,7 +25,7 @@ reports = [json.load(open(f"{out}/run{i}.json")) for i in range(1, runs + 1)]
 def med(xs): return statistics.median(xs) if xs else 0
 # A stage is known by its name and what it ends with, without commit ids and run numbers
 # (runs can differ by a moment, e.g. when staging turned Healthy before its sync ended).
-def key(s): return (s["stage"], re.sub(r"\b[0-9a-f]{12}\b|run \d+|\(\)", "", s["to"]).strip())
+def key(s): return (s["stage"], re.sub(r"run \d+", "run N", re.sub(r"\b[0-9a-f]{12}\b", "<sha>", s["to"])))
 for ci, title in ((0, "good release: commit -> 100 % in production"),
                   (1, "faulty release: commit -> canary abort -> revert synced")):
     print(f"\n{title} (median of {runs} runs)")

@@ -195,6 +195,7 @@ jobs:
           echo "$KEY"
           echo "::error::failed with $TOKEN"
           echo "summary $TOKEN" >> "$GITHUB_STEP_SUMMARY"
+          echo "base64: $(printf '%s' "$TOKEN" | base64)"
           ENC=$(printf '%s' "$TOKEN" | base64 | rev)
           echo "::add-mask::$ENC"
           echo "reversed base64: $ENC"
@@ -223,6 +224,7 @@ jobs:
     }
     assert!(logs.contains("plain: ***"), "{logs}");
     assert!(logs.contains("reversed base64: ***"), "{logs}");
+    assert!(logs.contains("base64: ***"), "{logs}");
     assert!(logs.contains("{\"token\":\"***\"}"), "{logs}");
 }
 
