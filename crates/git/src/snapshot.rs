@@ -57,6 +57,8 @@ pub struct DirEntry {
     pub name: String,
     /// What it is; symbolic links are reported as links, not followed.
     pub kind: EntryKind,
+    /// Whether Git records it as executable (mode 100755): what a checkout makes `+x`.
+    pub executable: bool,
 }
 
 /// The tree of one commit, read straight from the object database.
@@ -141,6 +143,7 @@ impl<'r> Snapshot<'r> {
                     .map(|entry| DirEntry {
                         name: String::from_utf8_lossy(entry.name_bytes()).into_owned(),
                         kind: EntryKind::from_mode(entry.filemode()),
+                        executable: entry.filemode() == 0o100_755,
                     })
                     .collect();
                 // Git orders trees as if directory names ended in '/'; callers want names.

@@ -284,6 +284,7 @@ fn entry(name: &str, kind: EntryKind) -> DirEntry {
     DirEntry {
         name: name.to_string(),
         kind,
+        executable: false,
     }
 }
 

@@ -153,7 +153,8 @@ pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Writes the tree of `rev` in the repository at `repo` into `to`; returns the commit id.
-/// Submodules are left out; executable bits are not kept (the snapshot API has no modes).
+/// Submodules are left out; files Git records as executable are made executable, as a
+/// checkout does.
 pub fn export_commit(repo: &Path, rev: &str, to: &Path) -> Result<String, String> {
     let repo = slipway_git::Repo::open(repo).map_err(|e| e.to_string())?;
     let snap = repo.snapshot(rev).map_err(|e| e.to_string())?;
@@ -180,6 +181,11 @@ pub fn export_commit(repo: &Path, rev: &str, to: &Path) -> Result<String, String
                 walk(snap, &path, &dst)?;
             } else if let Some(bytes) = snap.read_file(&path).map_err(|e| e.to_string())? {
                 std::fs::write(&dst, bytes).map_err(|e| format!("{}: {e}", dst.display()))?;
+                if entry.executable {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755))
+                        .map_err(|e| format!("{}: {e}", dst.display()))?;
+                }
             }
         }
         Ok(())
@@ -215,5 +221,48 @@ mod tests {
         assert_eq!(c.data, "bad\nthing");
         assert_eq!(parse_command("::group::Build").unwrap().data, "Build");
         assert!(parse_command("plain :: line").is_none());
+    }
+
+    #[test]
+    fn exported_commits_keep_executable_bits_and_skip_data_dirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let repo_dir = tmp.path().join("repo");
+        let repo = slipway_git::Repo::init(&repo_dir, false).unwrap();
+        std::fs::write(repo_dir.join("build.sh"), "#!/bin/sh\necho built\n").unwrap();
+        std::fs::set_permissions(
+            repo_dir.join("build.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(repo_dir.join("README"), "x\n").unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&repo_dir)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "one"]);
+        drop(repo);
+        let out = tmp.path().join("out");
+        export_commit(&repo_dir, "HEAD", &out).unwrap();
+        let mode = |p: &str| std::fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("build.sh"), 0o755);
+        assert_eq!(mode("README") & 0o111, 0);
+
+        // A Slipway data directory inside a workspace is not copied.
+        let ws = tmp.path().join("ws");
+        std::fs::create_dir_all(ws.join(".slipway")).unwrap();
+        std::fs::write(ws.join(".slipway/slipway.db"), "").unwrap();
+        std::fs::write(ws.join("a.txt"), "a").unwrap();
+        copy_dir(&ws, &tmp.path().join("copy")).unwrap();
+        assert!(tmp.path().join("copy/a.txt").exists());
+        assert!(!tmp.path().join("copy/.slipway").exists());
     }
 }
