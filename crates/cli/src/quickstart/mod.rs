@@ -287,9 +287,12 @@ async fn quickstart(args: &QuickstartArgs, global: &Global) -> anyhow::Result<u8
                     output::print(&report.text())?;
                     output::print(&format!(
                         "\nopen:\n  production  http://127.0.0.1:{production_port}/\n  staging     \
-                         http://127.0.0.1:{staging_port}/\n  api         {api}   (slipway app list, \
-                         slipway ci list, slipway rollout list)\n  gitops      {}   (git log)\n",
-                        gitops_dir.display()
+                         http://127.0.0.1:{staging_port}/\n  api         {api}\n  gitops      {}   \
+                         (git log)\n\nthen, for example (the CI runs are in the data directory):\n  \
+                         slipway app list --server {api}\n  slipway delivery get hello --server {api}\n  \
+                         slipway --data-dir {} ci list\n",
+                        gitops_dir.display(),
+                        data_dir.display(),
                     ))?;
                 }
             }
