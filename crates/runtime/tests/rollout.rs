@@ -257,3 +257,73 @@ async fn rollout_pods_per_revision_with_routing_pins_and_draining() {
     assert_eq!(versions(addr(&rt, "hello"), 2).await, (2, 0));
     rt.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_when_a_report_is_stale_and_why_pods_cannot_start() {
+    let registry = HelloRegistry::start().await;
+    let img1 = registry.push_hello("v1").await;
+    let img2 = registry.push_hello("v2").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = LocalRuntime::open(LocalOptions::new(dir.path()))
+        .await
+        .expect("open");
+    rt.apply("app", vec![service("hello"), rollout(&img1)], &HEAL)
+        .await
+        .expect("apply");
+    let v1 = rt.rollouts()[0].revision.clone();
+    rt.set_rollout_status(
+        "default",
+        "hello",
+        RolloutStatusReport {
+            phase: "Degraded".into(),
+            message: "RolloutAborted: judge: canary errors".into(),
+            stable_rs: Some(v1.clone()),
+            current_pod_hash: Some(v1.clone()),
+            ..RolloutStatusReport::default()
+        },
+    );
+    assert_eq!(health(&rt).0, HealthStatus::Degraded);
+
+    // A new template (a revert right after the abort): the abort's report is about the old
+    // one, so it must not make the new revision read Degraded before the controller saw it.
+    rt.apply("app", vec![service("hello"), rollout(&img2)], &HEAL)
+        .await
+        .expect("apply v2");
+    let v2 = rt.rollouts()[0].revision.clone();
+    let (status, message) = health(&rt);
+    assert_eq!(status, HealthStatus::Progressing, "{message}");
+    assert!(message.contains(&v2), "{message}");
+
+    // Pods that cannot start say why while the rollout waits for them.
+    let pod = HelloPod::new(&img2).env_from("missing-config");
+    let broken =
+        manifests::hello_rollout("hello", 1, &pod, manifests::canary(&[Some(50)], None, None));
+    rt.apply(
+        "app",
+        vec![service("hello"), Object::new(namespaced(broken, "default"))],
+        &HEAL,
+    )
+    .await
+    .expect("apply v3");
+    let v3 = rt.rollouts()[0].revision.clone();
+    rt.scale_revision("default", "hello", &v3, 1)
+        .expect("scale v3");
+    rt.set_rollout_status(
+        "default",
+        "hello",
+        RolloutStatusReport {
+            phase: "Progressing".into(),
+            message: format!("waiting for revision {v3}"),
+            stable_rs: Some(v1.clone()),
+            current_pod_hash: Some(v3.clone()),
+            ..RolloutStatusReport::default()
+        },
+    );
+    let said = wait_until(PATIENCE, || async {
+        let (status, message) = health(&rt);
+        status == HealthStatus::Progressing && message.contains("missing-config")
+    })
+    .await;
+    assert!(said, "{:?}", health(&rt));
+    rt.shutdown().await;
+}

@@ -380,17 +380,26 @@ impl RolloutWorkload {
                         status: HealthStatus::Degraded,
                         message: failing.join("; "),
                     },
-                    _ => Health {
-                        status: HealthStatus::Progressing,
-                        message: if r.message.is_empty() {
+                    _ => {
+                        let mut message = if r.message.is_empty() {
                             format!(
                                 "{} of {replicas} updated replicas are available",
                                 updated.available
                             )
                         } else {
                             r.message.clone()
-                        },
-                    },
+                        };
+                        // Why pods are missing (a ConfigMap that does not exist...), as
+                        // Kubernetes' CreateContainerConfigError would say.
+                        for f in &failing {
+                            message.push_str("; ");
+                            message.push_str(f);
+                        }
+                        Health {
+                            status: HealthStatus::Progressing,
+                            message,
+                        }
+                    }
                 }
             }
         };
