@@ -1111,9 +1111,11 @@ async fn run_step(
             outcome = Conclusion::Failure;
         }
     }
-    for l in read(&files[2].1).lines().rev() {
+    // As GitHub's runner: each line is prepended in turn, so the last line comes first.
+    for l in read(&files[2].1).lines() {
         let l = l.trim();
         if !l.is_empty() {
+            state.path.retain(|p| p != l);
             state.path.insert(0, l.to_string());
         }
     }
