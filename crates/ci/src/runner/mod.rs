@@ -480,7 +480,7 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
         "actor": "slipway",
         "repository": opts.repository.clone(),
         "workflow": wf.name.clone().unwrap_or_default(),
-        "event": {"inputs": inputs.clone()},
+        "event": {"inputs": event_inputs(&inputs)},
     });
     // Cancellation and the workflow's concurrency group: a superseded run never starts.
     let gate = match crate::concurrency::enter_run(wf, &opts, &github, &inputs, started).await {
@@ -613,6 +613,25 @@ pub async fn run(wf: &Workflow, opts: RunOptions) -> Result<RunResult, RunError>
         annotations,
         duration_ms: millis(started.elapsed()),
     })
+}
+
+/// `github.event.inputs`: the dispatch payload, where GitHub gives every value as a string
+/// (`'true'`, `'3'`); only the `inputs` context keeps booleans and numbers typed.
+fn event_inputs(inputs: &Value) -> Value {
+    match inputs {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), Value::String(s))
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
