@@ -276,6 +276,21 @@ jobs:
           echo "after go"
 "#;
 
+/// Processes whose command line names something under `dir`.
+fn processes_mentioning(dir: &Path) -> Vec<u32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
+}
+
 /// Kills a child process when dropped, so a failing test leaves nothing running.
 struct Kill(std::process::Child);
 
@@ -419,7 +434,13 @@ fn a_killed_run_ends_as_cancelled_and_its_follower_stops() {
         .recv_timeout(Duration::from_secs(30))
         .expect("--follow ends once the run's process is gone")
         .unwrap();
-    std::fs::write(&go, "").unwrap(); // let the orphaned step finish
+    // The step was an orphan since the SIGKILL: let it finish, and see that it did (its
+    // script lives under the scratch TMPDIR), so no test leaves a process behind.
+    std::fs::write(&go, "").unwrap();
+    let orphans = || processes_mentioning(scratch.path());
+    wait_for("the orphaned step to end", Duration::from_secs(10), || {
+        orphans().is_empty()
+    });
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success());
     assert!(text.contains("[slow] [Wait for go] tick 1"), "{text}");
