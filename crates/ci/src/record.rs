@@ -3,7 +3,7 @@
 //!
 //! # For callers (the CLI, triggers from `slipway up --source`)
 //!
-//! ```ignore
+//! ```text
 //! let meta = slipway_ci::record::new_run(&wf, ".slipway/workflows/ci.yml", None, &opts)?;
 //! let (id, result) = slipway_ci::record::run_recorded(&store, &wf, meta, opts).await?;
 //! ```

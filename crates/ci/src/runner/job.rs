@@ -807,6 +807,20 @@ async fn run_step(
         Conclusion::Failure if continue_on_error => Conclusion::Success,
         o => o,
     };
+    // A step that fails before (or instead of) running: its `Error:` note, an error
+    // annotation when it has one, and a failure that `continue-on-error` may forgive.
+    let fail = |mut out: Output<'_>, note: &str, annotation: Option<String>| {
+        out.note(note);
+        if let Some(a) = annotation {
+            out.annotate("error", a, None, None);
+        }
+        finish(
+            out,
+            Conclusion::Failure,
+            conclude(Conclusion::Failure),
+            String::new(),
+        )
+    };
     // step env, evaluated with what the step sees so far.
     for (k, v) in &step.env {
         match Template::parse(v).and_then(|t| t.render(ctx, &host)) {
@@ -814,13 +828,7 @@ async fn run_step(
                 env.insert(k.clone(), v);
             }
             Err(e) => {
-                out.note(&format!("Error: env.{k}: {e}"));
-                return finish(
-                    out,
-                    Conclusion::Failure,
-                    conclude(Conclusion::Failure),
-                    String::new(),
-                );
+                return fail(out, &format!("Error: env.{k}: {e}"), None);
             }
         }
     }
@@ -841,13 +849,10 @@ async fn run_step(
                             rendered.insert(k.clone(), v);
                         }
                         Err(e) => {
-                            out.note(&format!("Error: with.{k}: {e}"));
-                            out.annotate("error", format!("{name}: with.{k}: {e}"), None, None);
-                            return finish(
+                            return fail(
                                 out,
-                                Conclusion::Failure,
-                                conclude(Conclusion::Failure),
-                                String::new(),
+                                &format!("Error: with.{k}: {e}"),
+                                Some(format!("{name}: with.{k}: {e}")),
                             );
                         }
                     }
@@ -872,13 +877,7 @@ async fn run_step(
                 let limit = match step_limit(step, ctx, job_deadline) {
                     Ok(Limit { time, .. }) => time,
                     Err(e) => {
-                        out.note(&format!("Error: timeout-minutes: {e}"));
-                        return finish(
-                            out,
-                            Conclusion::Failure,
-                            conclude(Conclusion::Failure),
-                            String::new(),
-                        );
+                        return fail(out, &format!("Error: timeout-minutes: {e}"), None);
                     }
                 };
                 let sleep = async {
@@ -892,13 +891,10 @@ async fn run_step(
                 let mut o = tokio::select! {
                     o = native::run(action, input) => o,
                     () = sleep => {
-                        out.note("Error: the step exceeded its timeout-minutes; stopped");
-                        out.annotate("error", format!("{name}: timed out"), None, None);
-                        return finish(
+                        return fail(
                             out,
-                            Conclusion::Failure,
-                            conclude(Conclusion::Failure),
-                            String::new(),
+                            "Error: the step exceeded its timeout-minutes; stopped",
+                            Some(format!("{name}: timed out")),
                         );
                     }
                     () = cancelled(cancel) => {
@@ -918,27 +914,13 @@ async fn run_step(
                 return finish(out, outcome, conclude(outcome), String::new());
             }
             if let Some((_, msg)) = ANNOUNCED_STEPS.iter().find(|(a, _)| *a == action) {
-                out.note(&format!("Error: {msg}"));
-                out.annotate("error", (*msg).to_string(), None, None);
-                return finish(
-                    out,
-                    Conclusion::Failure,
-                    conclude(Conclusion::Failure),
-                    String::new(),
-                );
+                return fail(out, &format!("Error: {msg}"), Some((*msg).to_string()));
             }
             let msg = format!(
                 "uses: {uses} is not supported (native steps: {})",
                 NATIVE_STEPS.join(", ")
             );
-            out.note(&format!("Error: {msg}"));
-            out.annotate("error", msg, None, None);
-            return finish(
-                out,
-                Conclusion::Failure,
-                conclude(Conclusion::Failure),
-                String::new(),
-            );
+            return fail(out, &format!("Error: {msg}"), Some(msg));
         }
         StepAction::Run {
             run,
@@ -949,13 +931,7 @@ async fn run_step(
     let script = match Template::parse(script).and_then(|t| t.render(ctx, &host)) {
         Ok(s) => s,
         Err(e) => {
-            out.note(&format!("Error: run: {e}"));
-            return finish(
-                out,
-                Conclusion::Failure,
-                conclude(Conclusion::Failure),
-                String::new(),
-            );
+            return fail(out, &format!("Error: run: {e}"), None);
         }
     };
     let shell = shell
@@ -997,13 +973,7 @@ async fn run_step(
         setup = setup.and_then(|()| std::fs::write(f, ""));
     }
     if let Err(e) = setup {
-        out.note(&format!("Error: {e}"));
-        return finish(
-            out,
-            Conclusion::Failure,
-            conclude(Conclusion::Failure),
-            String::new(),
-        );
+        return fail(out, &format!("Error: {e}"), None);
     }
     let mut words: Vec<String> = command.split_whitespace().map(str::to_string).collect();
     let sp = script_path.display().to_string();
@@ -1057,13 +1027,7 @@ async fn run_step(
     } = match step_limit(step, ctx, job_deadline) {
         Ok(l) => l,
         Err(e) => {
-            out.note(&format!("Error: timeout-minutes: {e}"));
-            return finish(
-                out,
-                Conclusion::Failure,
-                conclude(Conclusion::Failure),
-                String::new(),
-            );
+            return fail(out, &format!("Error: timeout-minutes: {e}"), None);
         }
     };
 
