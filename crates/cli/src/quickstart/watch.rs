@@ -253,9 +253,10 @@ impl Watch {
                 f.run = Some(run.id);
             }
         }
-        if let (Some(id), false) = (f.run, f.ci_started) {
+        // One read of the run per look while CI is going: its start, then its end.
+        if let (Some(id), false) = (f.run, f.ci_done) {
             if let Some(run) = self.store.ci_run(id)? {
-                if let Some(started) = run.started_ms {
+                if let (false, Some(started)) = (f.ci_started, run.started_ms) {
                     change.push(moment(
                         "trigger",
                         format!("CI run {id} started ({})", run.workflow),
@@ -263,11 +264,7 @@ impl Watch {
                     ));
                     f.ci_started = true;
                 }
-            }
-        }
-        if let (Some(id), true, false) = (f.run, f.ci_started, f.ci_done) {
-            if let Some(run) = self.store.ci_run(id)? {
-                if run.finished_ms.is_some() {
+                if f.ci_started && run.finished_ms.is_some() {
                     if run.conclusion.as_deref() != Some("success") {
                         f.failed = Some(format!(
                             "CI run {id} ended {} (slipway ci logs {id})",
@@ -275,8 +272,7 @@ impl Watch {
                         ));
                         return Ok(());
                     }
-                    let result = run.result.clone().unwrap_or(Value::Null);
-                    let ci = ci_summary(&result, run.started_ms.unwrap_or(since));
+                    let ci = ci_summary(run.result.as_ref().unwrap_or(&Value::Null));
                     change.image = ci.image.clone();
                     let mut m = moment(
                         "ci",
@@ -675,7 +671,7 @@ struct CiSummary {
     detail: String,
 }
 
-fn ci_summary(result: &Value, started_ms: i64) -> CiSummary {
+fn ci_summary(result: &Value) -> CiSummary {
     let mut user_ms = 0;
     let mut delivered_ms = None;
     let mut image = None;
@@ -701,7 +697,6 @@ fn ci_summary(result: &Value, started_ms: i64) -> CiSummary {
             }
         }
     }
-    let _ = started_ms;
     CiSummary {
         user_ms,
         delivered_ms,
@@ -759,7 +754,7 @@ mod tests {
              "outputs": {"image": "r/hello@sha256:ab"}},
             {"name": "deliver", "uses": "slipway/deliver@v1", "duration_ms": 30, "started_ms": 2160}
         ]}]}]});
-        let s = ci_summary(&r, 0);
+        let s = ci_summary(&r);
         assert_eq!(s.user_ms, 2000);
         assert_eq!(s.delivered_ms, Some(2190));
         assert_eq!(s.image.as_deref(), Some("r/hello@sha256:ab"));
